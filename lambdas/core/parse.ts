@@ -1,0 +1,128 @@
+/**
+ * Parsing of ingest messages into valid events and rejections with readable reasons.
+ * Reasons name the field path, what was expected and what was received.
+ */
+import type { z } from "zod";
+import { ENVELOPE_MAX_BYTES, EnvelopeSchema, type KamailioEvent, KamailioEventSchema } from "./contract.ts";
+
+export interface Rejection {
+  /** Index of the event inside its envelope; undefined when the envelope itself is unreadable. */
+  index?: number;
+  reason: string;
+  /** The raw event (or whole body) that was rejected, for the DLQ. */
+  raw: string;
+}
+
+export interface ParsedMessage {
+  events: { index: number; event: KamailioEvent }[];
+  rejections: Rejection[];
+}
+
+const MAX_SHOWN = 60;
+
+function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  let text: string;
+  try {
+    text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  const kind = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+  const shown = text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}…` : text;
+  return `${kind} ${shown}`;
+}
+
+function pathOf(path: readonly PropertyKey[], prefix: string): string {
+  let out = prefix;
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || "(root)";
+}
+
+/** One line per problem: `events[2].peer.port: expected integer ≤ 65535, received number 70000`. */
+export function formatIssues(error: z.ZodError, prefix = ""): string {
+  return error.issues
+    .map((issue) => {
+      const where = pathOf(issue.path, prefix);
+      let input = "input" in issue ? issue.input : undefined;
+      if (issue.code === "unrecognized_keys") return `${where}: ${describeExpected(issue)}`;
+      if (
+        issue.code === "invalid_union" &&
+        issue.path.at(-1) === "type" &&
+        input &&
+        typeof input === "object"
+      ) {
+        input = (input as { type?: unknown }).type;
+      }
+      return `${where}: ${describeExpected(issue)}, received ${show(input)}`;
+    })
+    .join("; ");
+}
+
+function describeExpected(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "invalid_type":
+      return `expected ${issue.expected}`;
+    case "too_big":
+      return `expected ${issue.origin === "string" ? "length" : issue.origin === "array" ? "count" : "value"} ≤ ${String(issue.maximum)}`;
+    case "too_small":
+      return `expected ${issue.origin === "string" ? "length" : issue.origin === "array" ? "count" : "value"} ≥ ${String(issue.minimum)}`;
+    case "invalid_value":
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "unrecognized_keys":
+      return `expected no unknown field, received ${issue.keys.join(", ")}`;
+    case "invalid_union":
+      return "discriminator" in issue && issue.discriminator
+        ? `expected "${String(issue.discriminator)}" to be one of connection.closed, notify.failed, presence.changed`
+        : `expected ${issue.message}`;
+    default:
+      return `expected ${issue.message}`;
+  }
+}
+
+/** Parses one event; returns the event or a reason. */
+export function parseEvent(
+  raw: unknown,
+  prefix = "",
+): { ok: true; event: KamailioEvent } | { ok: false; reason: string } {
+  const result = KamailioEventSchema.safeParse(raw, { reportInput: true });
+  return result.success
+    ? { ok: true, event: result.data }
+    : { ok: false, reason: formatIssues(result.error, prefix) };
+}
+
+/** Parses an SQS message body holding one envelope. Never throws. */
+export function parseMessage(body: string): ParsedMessage {
+  if (Buffer.byteLength(body, "utf8") > ENVELOPE_MAX_BYTES) {
+    return {
+      events: [],
+      rejections: [
+        {
+          reason: `(root): expected at most ${ENVELOPE_MAX_BYTES} bytes, received ${Buffer.byteLength(body)}`,
+          raw: body,
+        },
+      ],
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (e) {
+    return {
+      events: [],
+      rejections: [
+        { reason: `(root): expected JSON, received unparsable text (${(e as Error).message})`, raw: body },
+      ],
+    };
+  }
+  const envelope = EnvelopeSchema.safeParse(json, { reportInput: true });
+  if (!envelope.success)
+    return { events: [], rejections: [{ reason: formatIssues(envelope.error), raw: body }] };
+  const out: ParsedMessage = { events: [], rejections: [] };
+  envelope.data.events.forEach((raw, index) => {
+    const parsed = parseEvent(raw, `events[${index}]`);
+    if (parsed.ok) out.events.push({ index, event: parsed.event });
+    else out.rejections.push({ index, reason: parsed.reason, raw: JSON.stringify(raw) });
+  });
+  return out;
+}

@@ -1,0 +1,45 @@
+import { defineConfig } from "vitest/config";
+
+// Four projects, all run by `npm test`:
+//   unit        pure code and adapters with mocked AWS clients (fast, parallel)
+//   infra       CDK template assertions, cdk-nag, synth
+//   integration real Kamailio 5.6.3, PostgreSQL and MariaDB (the project's own instances)
+//   e2e         the whole local pipeline (`npm start`'s stack)
+// Real-process projects share 2 cores with Kamailio and the databases, so they run few files at once.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 20_000 },
+      },
+      {
+        test: {
+          name: "infra",
+          include: ["test/infra/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          globalSetup: ["test/helpers/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/helpers/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          maxWorkers: 1,
+        },
+      },
+    ],
+  },
+});
