@@ -15,8 +15,7 @@ psql_admin() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$KWC_P
 my_admin() { mariadb --no-defaults -uroot -S "$KWC_MY_SOCK" "$@"; }
 
 pg_start() {
-  need_root "db.sh start pg"
-  mkdir -p "$KWC_PG_DIR"; chown postgres: "$KWC_PG_DIR"
+  if ! pg_ready; then need_root "starting the project's PostgreSQL"; mkdir -p "$KWC_PG_DIR"; chown postgres: "$KWC_PG_DIR"; fi
   if [ ! -f "$KWC_PG_DIR/data/PG_VERSION" ]; then
     log "pg: initdb in $KWC_PG_DIR/data"
     su postgres -s /bin/sh -c "'$(pg_bin)/initdb' -D '$KWC_PG_DIR/data' -A trust -U postgres -E UTF8 --locale=C.UTF-8" >/dev/null
@@ -44,8 +43,7 @@ pg_stop() {
 }
 
 my_start() {
-  need_root "db.sh start mysql"
-  mkdir -p "$KWC_MY_DIR"; chown mysql: "$KWC_MY_DIR"
+  if ! my_ready; then need_root "starting the project's MariaDB"; mkdir -p "$KWC_MY_DIR"; chown mysql: "$KWC_MY_DIR"; fi
   if [ ! -d "$KWC_MY_DIR/data/mysql" ]; then
     log "mariadb: install-db in $KWC_MY_DIR/data"
     mariadb-install-db --no-defaults --user=mysql --datadir="$KWC_MY_DIR/data" \

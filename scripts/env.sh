@@ -14,7 +14,8 @@ KWC_MY_SOCK="$KWC_MY_DIR/mysqld.sock"
 
 log() { printf '[kwc] %s\n' "$*" >&2; }
 die() { printf '[kwc] error: %s\n' "$*" >&2; exit 1; }
-need_root() { [ "$(id -u)" = 0 ] || die "$1 must run as root (it installs Debian packages / starts database servers as their system users); try: sudo $0 $*"; }
+# Only the steps that change the machine need root; a prepared machine runs everything as a user.
+need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (Debian packages, database servers run as their system users): run 'sudo npm run setup' once"; }
 pg_bin() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

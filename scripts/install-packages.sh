@@ -3,7 +3,6 @@
 # Idempotent: a second run installs nothing. Kamailio is pinned to Debian 12's 5.6.3.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-need_root install-packages.sh
 
 KAMAILIO_VERSION="${KWC_KAMAILIO_VERSION:-5.6.3-2}"
 pkgs=(kamailio kamailio-presence-modules kamailio-websocket-modules kamailio-postgres-modules
@@ -16,6 +15,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   log "packages: all present"
 else
+  need_root "installing ${missing[*]}"
   log "packages: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Installing postgresql/mariadb-server must not start or enable system instances we don't own;

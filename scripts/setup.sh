@@ -4,7 +4,6 @@
 # instances with the Kamailio schema. Idempotent; safe to re-run.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-need_root setup.sh
 bash "$KWC_ROOT/scripts/install-packages.sh"
 bash "$KWC_ROOT/scripts/db.sh" start all
 log "setup done: PostgreSQL 127.0.0.1:$KWC_PG_PORT, MariaDB 127.0.0.1:$KWC_MY_PORT, state in $KWC_STATE_DIR"
