@@ -1,0 +1,244 @@
+/**
+ * Pure reconcile domain: which peer a watcher row names, how a row is classified against the
+ * node's live connections, and the set-ups where deleting rows cannot help or is unsafe.
+ * No I/O here: the sweep (reconcile-sweep.ts) feeds it what the store and the node returned.
+ */
+
+export type ContactStyle = "nated" | "alias" | "auto";
+
+/** What the reconciler needs to know about a node (the fleet config's node fits this shape). */
+export interface ReconcileNodeConfig {
+  id: string;
+  socketInfo: string[];
+  watchersTable: string;
+  contactStyle: ContactStyle;
+  kamailioVersion: string;
+  subsDbMode: number;
+  notifierProcesses: number;
+}
+
+export type DatabaseEngine = "postgres" | "mysql";
+
+/** Presence settings that decide whether and how rows may be deleted (status endpoint wins). */
+export interface NodeMode {
+  kamailioVersion: string;
+  subsDbMode: number;
+  notifierProcesses: number;
+  watchersTable: string;
+}
+
+export interface Peer {
+  ip: string;
+  port: number;
+}
+
+/** The columns of active_watchers a sweep reads. */
+export interface WatcherRow {
+  id: number;
+  callId: string;
+  toTag: string;
+  fromTag: string;
+  presentity: string;
+  event: string;
+  contact: string;
+  /** Absolute expiry, epoch seconds (subs_db_mode 3 stores it so). */
+  expires: number;
+  socketInfo: string;
+}
+
+export type Classification = "live" | "conn-closed" | "expired";
+
+/** IPv6 in one canonical form (lower case, compressed), IPv4 unchanged. */
+export function normalizeIp(ip: string): string {
+  const bare = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+  if (!bare.includes(":")) return bare;
+  try {
+    return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  } catch {
+    return bare.toLowerCase();
+  }
+}
+
+export function peerKey(peer: Peer): string {
+  const ip = normalizeIp(peer.ip);
+  return ip.includes(":") ? `[${ip}]:${peer.port}` : `${ip}:${peer.port}`;
+}
+
+const IPV4 = String.raw`\d{1,3}(?:\.\d{1,3}){3}`;
+const IPV6 = String.raw`\[[0-9A-Fa-f:.]+\]`;
+// `;alias=<ip>~<port>~<proto>` (set_contact_alias); proto 5 = WS, 6 = WSS.
+const ALIAS = new RegExp(
+  String.raw`;alias=(${IPV4}|${IPV6}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)~(\d{1,5})~([56])(?=$|[;>?&])`,
+);
+// `sip:user@<ip>:<port>;...transport=ws` (fix_nated_contact). The port must end at `;`, `>` or
+// the end, so 5491 never matches 54914.
+const NATED = new RegExp(String.raw`@(${IPV4}|${IPV6}):(\d{1,5})(?=$|[;>?])`);
+const WS_TRANSPORT = /;transport=wss?(?=$|[;>?])/i;
+
+function toPeer(ip: string, port: string): Peer | undefined {
+  const n = Number(port);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) return undefined;
+  return { ip: normalizeIp(ip), port: n };
+}
+
+/**
+ * The WebSocket peer a contact names, or undefined when the row is not a WS watcher of this
+ * style (such rows are never judged by connection: only their expiry can make them stale).
+ */
+export function contactPeer(contact: string, style: ContactStyle): Peer | undefined {
+  if (style !== "nated") {
+    const alias = ALIAS.exec(contact);
+    if (alias?.[1] && alias[2]) return toPeer(alias[1], alias[2]);
+    if (style === "alias") return undefined;
+  }
+  if (!WS_TRANSPORT.test(contact)) return undefined;
+  const nated = NATED.exec(contact);
+  return nated?.[1] && nated[2] ? toPeer(nated[1], nated[2]) : undefined;
+}
+
+export interface TcpConnection {
+  /** Peer side (`src_*` in core.tcp_list). */
+  ip: string;
+  port: number;
+  type?: string;
+}
+
+/** Every peer connected to the node, any transport: a connected peer always keeps its rows. */
+export function livePeerSet(connections: readonly TcpConnection[]): Set<string> {
+  const set = new Set<string>();
+  for (const c of connections) set.add(peerKey(c));
+  return set;
+}
+
+/** `5.6.3`, `5.8.0-dev1`, `6.0.1-1+deb13u2` → [major, minor, patch]. */
+export function parseVersion(version: string): [number, number, number] {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version.trim());
+  if (!m) throw new Error(`unreadable Kamailio version "${version}" (expected like 5.6.3)`);
+  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+}
+
+export function versionAtLeast(version: string, major: number, minor: number, patch = 0): boolean {
+  const [a, b, c] = parseVersion(version);
+  return a !== major ? a > major : b !== minor ? b > minor : c >= patch;
+}
+
+/** Kamailio purges expired active_watchers rows itself from 5.8.0 on (GH #3074); 5.6/5.7 never do. */
+export function kamailioPurgesExpired(version: string): boolean {
+  return versionAtLeast(version, 5, 8, 0);
+}
+
+export interface ClassifyContext {
+  livePeers: ReadonlySet<string>;
+  /** Epoch seconds of the sweep. */
+  now: number;
+  /** Purge expired rows (only where Kamailio does not: 5.6/5.7 in DB-only mode). */
+  purgeExpired: boolean;
+  contactStyle: ContactStyle;
+  /** Rows expired by less than this are left alone: a refresh may be on its way. */
+  expiredGraceSeconds: number;
+}
+
+export interface ClassifiedRow {
+  row: WatcherRow;
+  classification: Classification;
+  peer?: Peer;
+}
+
+export function classifyRow(row: WatcherRow, ctx: ClassifyContext): ClassifiedRow {
+  const peer = contactPeer(row.contact, ctx.contactStyle);
+  const base = peer ? { row, peer } : { row };
+  // A connected peer keeps its rows whatever else holds: its next refresh renews the row.
+  if (peer && ctx.livePeers.has(peerKey(peer))) return { ...base, classification: "live" };
+  if (ctx.purgeExpired && row.expires + ctx.expiredGraceSeconds < ctx.now) {
+    return { ...base, classification: "expired" };
+  }
+  if (peer) return { ...base, classification: "conn-closed" };
+  return { ...base, classification: "live" };
+}
+
+export class RefusalError extends Error {
+  override name = "RefusalError";
+}
+
+/**
+ * Set-ups where deleting rows cannot help or would harm; each message says why and what to do.
+ * Empty when the node can be swept.
+ */
+export function modeRefusals(nodeId: string, mode: NodeMode, engine: DatabaseEngine): string[] {
+  const out: string[] = [];
+  if (mode.subsDbMode !== 3) {
+    out.push(
+      `node ${nodeId}: subs_db_mode=${mode.subsDbMode}: Kamailio keeps subscriptions in shared memory in modes 0-2 ` +
+        "and no RPC removes one, so deleting rows cannot help (mode 2 may even write them back). " +
+        'Run presence with modparam("presence", "subs_db_mode", 3) to use this service.',
+    );
+  }
+  if (engine === "postgres" && mode.notifierProcesses > 0 && versionAtLeast(mode.kamailioVersion, 5, 7, 0)) {
+    out.push(
+      `node ${nodeId}: notifier_processes=${mode.notifierProcesses} on PostgreSQL with Kamailio ${mode.kamailioVersion}: ` +
+        "from 5.7.0 on the notifier fails every query (`transaction not in progress`, GH #2739), so no NOTIFY " +
+        "is sent and a refresh cannot succeed. Set notifier_processes=0 (the service then removes stale rows).",
+    );
+  }
+  return out;
+}
+
+/** Nodes of the fleet config that point at the same watchers table. */
+export function sharedTableRefusals(nodes: readonly ReconcileNodeConfig[]): Map<string, string> {
+  const byTable = new Map<string, string[]>();
+  for (const n of nodes) {
+    const key = n.watchersTable.toLowerCase();
+    byTable.set(key, [...(byTable.get(key) ?? []), n.id]);
+  }
+  const out = new Map<string, string>();
+  for (const [table, ids] of byTable) {
+    if (ids.length < 2) continue;
+    for (const id of ids) out.set(id, sharedTableMessage(id, table, ids));
+  }
+  return out;
+}
+
+export function sharedTableMessage(nodeId: string, table: string, nodeIds: readonly string[]): string {
+  return (
+    `node ${nodeId}: watchers table ${table} holds rows of several WebSocket nodes (${nodeIds.join(", ")}). ` +
+    "Kamailio itself loses live subscriptions there (in notifier mode a node deletes the other nodes' live rows; " +
+    "in sync mode every refresh aborts at the first watcher of another node), so no cleanup can make it work. " +
+    "Move to one table per node: `kwc db create-node-table <node>`, then set " +
+    'modparam("presence", "active_watchers_table", "<that table>") on each node and watchersTable in the fleet config ' +
+    "(clients re-subscribe on their next refresh or reconnect); keep the presentity table shared."
+  );
+}
+
+/**
+ * Rows of other nodes in this node's table (found by socket_info): refused when they belong to a
+ * configured node; an unknown socket only warns (it may be a non-WS listener missing from the config).
+ */
+export function foreignSocketCheck(
+  node: ReconcileNodeConfig,
+  fleet: readonly ReconcileNodeConfig[],
+  socketsInTable: readonly string[],
+): { refusal?: string; warnings: string[] } {
+  const mine = new Set(node.socketInfo.map((s) => s.toLowerCase()));
+  const owners = new Map<string, string>();
+  for (const other of fleet) {
+    if (other.id === node.id) continue;
+    for (const s of other.socketInfo) owners.set(s.toLowerCase(), other.id);
+  }
+  const foreignNodes = new Set<string>();
+  const warnings: string[] = [];
+  for (const socket of socketsInTable) {
+    const key = socket.toLowerCase();
+    if (mine.has(key)) continue;
+    const owner = owners.get(key);
+    if (owner) foreignNodes.add(owner);
+    else
+      warnings.push(
+        `node ${node.id}: table ${node.watchersTable} has rows on socket ${socket}, which no node lists in socketInfo; they are left alone`,
+      );
+  }
+  if (foreignNodes.size === 0) return { warnings };
+  return {
+    refusal: sharedTableMessage(node.id, node.watchersTable, [node.id, ...[...foreignNodes].sort()]),
+    warnings,
+  };
+}
