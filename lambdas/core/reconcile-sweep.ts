@@ -1,0 +1,350 @@
+/**
+ * The reconcile / on-demand cleanup sweep over ports (store, node probe): per node it reads the
+ * rows in scope (paged), THEN asks the node which peers are connected (never in parallel: a row
+ * whose connection is alive cannot be missed), classifies, deletes by id and the same predicate,
+ * and refreshes each affected (presentity, event) once on that node.
+ */
+import {
+  type CleanupReport,
+  type CleanupRequest,
+  emptyCounts,
+  type NodeReport,
+  type RefreshOutcome,
+  type ReportRow,
+  type RowReason,
+  summarize,
+} from "./cleanup-request.ts";
+import {
+  classifyRow,
+  type DatabaseEngine,
+  foreignSocketCheck,
+  kamailioPurgesExpired,
+  livePeerSet,
+  modeRefusals,
+  type NodeMode,
+  peerKey,
+  type ReconcileNodeConfig,
+  sharedTableRefusals,
+  type TcpConnection,
+  type WatcherRow,
+} from "./reconcile.ts";
+
+/** SQL-side narrowing of the rows a request is about (always within the node's sockets). */
+export interface RowFilter {
+  socketInfo: string[];
+  presentity?: string;
+  event?: string;
+  watcher?: { username: string; domain: string };
+  dialog?: { callId: string; toTag: string; fromTag: string };
+  /** Only rows with `expires` below this (epoch seconds). */
+  expiresBefore?: number;
+}
+
+export interface ReconcileStore {
+  /** Distinct socket_info values of a table (finds other nodes' rows in it). */
+  socketsInTable(table: string): Promise<string[]>;
+  /** Rows matching the filter with id > afterId, ascending by id, at most pageSize. */
+  readRows(table: string, filter: RowFilter, afterId: number, pageSize: number): Promise<WatcherRow[]>;
+  /**
+   * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
+   * between rewrites it) and still matches the filter. Returns the number deleted.
+   */
+  deleteRows(
+    table: string,
+    rows: readonly Pick<WatcherRow, "id" | "expires">[],
+    filter: RowFilter,
+  ): Promise<number>;
+}
+
+export interface NodeStatus extends NodeMode {
+  bootId: string;
+}
+
+export interface NodeProbe {
+  status(node: ReconcileNodeConfig): Promise<NodeStatus>;
+  /** Every connection of the node (core.tcp_list), peer side. */
+  connections(node: ReconcileNodeConfig): Promise<TcpConnection[]>;
+  /** presence.refreshWatchers [presentity, event, 1]. */
+  refresh(
+    node: ReconcileNodeConfig,
+    presentity: string,
+    event: string,
+  ): Promise<{ ok: boolean; message?: string }>;
+}
+
+export interface SweepHooks {
+  /** Test seam: runs after the rows were read and before the node is asked for its connections. */
+  afterRowsRead?(nodeId: string): Promise<void> | void;
+  /** Progress of a long sweep (rows read so far on a node). */
+  onProgress?(event: {
+    node: string;
+    phase: "rows" | "delete" | "refresh";
+    done: number;
+    total?: number;
+  }): void;
+}
+
+export interface SweepDeps {
+  store: ReconcileStore;
+  probe: NodeProbe;
+  engine: DatabaseEngine;
+  fleet: readonly ReconcileNodeConfig[];
+  hooks?: SweepHooks;
+  now?: () => number;
+}
+
+export interface SweepOptions {
+  /** Nodes swept at once. */
+  concurrency?: number;
+  /** Epoch ms after which no new node (or page) is started; what is left is reported. */
+  deadline?: number;
+  pageSize?: number;
+  deleteChunk?: number;
+  expiredGraceSeconds?: number;
+  /** Cap on rows listed per node in the report (the Lambda response is limited to 6 MB). */
+  maxListedRows?: number;
+}
+
+export class RequestError extends Error {
+  override name = "RequestError";
+}
+
+const DEFAULT_PAGE = 500;
+const DEFAULT_DELETE_CHUNK = 500;
+
+function splitAor(aor: string): { username: string; domain: string } {
+  const bare = aor.replace(/^sips?:/, "");
+  const at = bare.indexOf("@");
+  return { username: bare.slice(0, at), domain: bare.slice(at + 1) };
+}
+
+function filterFor(
+  node: ReconcileNodeConfig,
+  request: CleanupRequest,
+  nowSeconds: number,
+  grace: number,
+): RowFilter {
+  const filter: RowFilter = { socketInfo: node.socketInfo };
+  switch (request.scope) {
+    case "presentity":
+      filter.presentity = request.presentity;
+      if (request.event) filter.event = request.event;
+      break;
+    case "watcher":
+      filter.watcher = splitAor(request.watcher);
+      break;
+    case "dialog":
+      filter.dialog = request.dialog;
+      break;
+    case "expired":
+      filter.expiresBefore = nowSeconds - grace;
+      break;
+    case "node":
+    case "reconcile":
+      break;
+  }
+  return filter;
+}
+
+function emptyReport(node: string): NodeReport {
+  return {
+    node,
+    outcome: "done",
+    warnings: [],
+    counts: emptyCounts(),
+    rows: [],
+    truncated: false,
+    deleted: 0,
+    refreshes: [],
+    pages: 0,
+    connections: 0,
+    durationMs: 0,
+  };
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
+}
+
+/** Sweeps one node. Never throws: faults and refusals end up in the node's report. */
+export async function sweepNode(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  request: CleanupRequest,
+  options: SweepOptions = {},
+): Promise<NodeReport> {
+  const started = Date.now();
+  const report = emptyReport(node.id);
+  const finish = (patch: Partial<NodeReport>): NodeReport =>
+    Object.assign(report, patch, { durationMs: Date.now() - started });
+  const outOfTime = () => options.deadline !== undefined && Date.now() >= options.deadline;
+  const nowSeconds = Math.floor((deps.now ?? Date.now)() / 1000);
+  const grace = options.expiredGraceSeconds ?? 30;
+  try {
+    // Identity and mode first: refuse before reading 100k rows for nothing.
+    const before = await deps.probe.status(node);
+    report.bootId = before.bootId;
+    if (before.watchersTable && before.watchersTable.toLowerCase() !== node.watchersTable.toLowerCase()) {
+      return finish({
+        outcome: "refused",
+        message: `node ${node.id} reports watchers table ${before.watchersTable}, the fleet config says ${node.watchersTable}; fix the config`,
+      });
+    }
+    const refusals = modeRefusals(node.id, before, deps.engine);
+    const foreign = foreignSocketCheck(node, deps.fleet, await deps.store.socketsInTable(node.watchersTable));
+    report.warnings.push(...foreign.warnings);
+    if (foreign.refusal) refusals.push(foreign.refusal);
+    if (refusals.length > 0) return finish({ outcome: "refused", message: refusals.join("\n") });
+
+    // 1. rows (paged on id, every response well below the Data API's 1 MiB)
+    const filter = filterFor(node, request, nowSeconds, grace);
+    const rows: WatcherRow[] = [];
+    const pageSize = options.pageSize ?? DEFAULT_PAGE;
+    let afterId = 0;
+    for (;;) {
+      if (outOfTime()) {
+        return finish({
+          outcome: "not-reached",
+          message: `time budget ran out while reading rows (${rows.length} read); nothing deleted on ${node.id}`,
+        });
+      }
+      const page = await deps.store.readRows(node.watchersTable, filter, afterId, pageSize);
+      report.pages++;
+      rows.push(...page);
+      deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: rows.length });
+      const last = page.at(-1);
+      if (page.length < pageSize || !last) break;
+      afterId = last.id;
+    }
+    await deps.hooks?.afterRowsRead?.(node.id);
+
+    // 2. connections, strictly after the rows
+    const connections = await deps.probe.connections(node);
+    report.connections = connections.length;
+    const after = await deps.probe.status(node);
+    if (after.bootId !== before.bootId) {
+      report.warnings.push(
+        `node ${node.id} restarted during the sweep (boot ${before.bootId} → ${after.bootId})`,
+      );
+    }
+    report.bootId = after.bootId;
+
+    // 3. classify
+    const ctx = {
+      livePeers: livePeerSet(connections),
+      now: nowSeconds,
+      purgeExpired: request.scope === "expired" || !kamailioPurgesExpired(after.kamailioVersion),
+      contactStyle: node.contactStyle,
+      expiredGraceSeconds: grace,
+    };
+    const stale: { row: WatcherRow; reason: Exclude<RowReason, "live">; peer?: string }[] = [];
+    for (const row of rows) {
+      const c = classifyRow(row, ctx);
+      let reason: RowReason = c.classification;
+      // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
+      if (request.scope === "expired" && reason === "conn-closed") reason = "live";
+      if (reason === "live" && request.includeLive) reason = "requested";
+      report.counts[reason]++;
+      if (reason === "live") continue;
+      if (stale.length >= request.limit) {
+        report.truncated = true;
+        continue;
+      }
+      stale.push(c.peer ? { row, reason, peer: peerKey(c.peer) } : { row, reason });
+    }
+    const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
+    report.rows = stale.slice(0, maxListed).map(
+      ({ row, reason, peer }): ReportRow => ({
+        id: row.id,
+        node: node.id,
+        key: { callId: row.callId, toTag: row.toTag, fromTag: row.fromTag },
+        presentity: row.presentity,
+        event: row.event,
+        contact: row.contact,
+        ...(peer ? { peer } : {}),
+        reason,
+      }),
+    );
+    if (stale.length > maxListed) report.warnings.push(`${stale.length - maxListed} more rows not listed`);
+    if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });
+
+    // 4. delete by id and the same predicate, in chunks
+    const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
+    for (let i = 0; i < stale.length; i += chunk) {
+      const part = stale.slice(i, i + chunk).map((s) => ({ id: s.row.id, expires: s.row.expires }));
+      report.deleted += await deps.store.deleteRows(node.watchersTable, part, filter);
+      deps.hooks?.onProgress?.({
+        node: node.id,
+        phase: "delete",
+        done: i + part.length,
+        total: stale.length,
+      });
+    }
+
+    // 5. one refresh per affected (presentity, event), so survivors get the current state
+    const targets = new Map<string, { presentity: string; event: string }>();
+    for (const { row } of stale) targets.set(`${row.event}\u0000${row.presentity}`, row);
+    const refreshes: RefreshOutcome[] = [];
+    for (const { presentity, event } of targets.values()) {
+      try {
+        const r = await deps.probe.refresh(node, presentity, event);
+        refreshes.push(
+          r.ok
+            ? { presentity, event, outcome: "ok" }
+            : { presentity, event, outcome: "failed", message: r.message ?? "refresh failed" },
+        );
+      } catch (err) {
+        refreshes.push({ presentity, event, outcome: "failed", message: errorMessage(err) });
+      }
+      deps.hooks?.onProgress?.({
+        node: node.id,
+        phase: "refresh",
+        done: refreshes.length,
+        total: targets.size,
+      });
+    }
+    return finish({ outcome: "done", refreshes });
+  } catch (err) {
+    return finish({ outcome: "error", message: `node ${node.id}: ${errorMessage(err)}` });
+  }
+}
+
+/** Runs a request over the nodes it names (all, or one) with bounded parallelism and a deadline. */
+export async function runCleanup(
+  deps: SweepDeps,
+  request: CleanupRequest,
+  options: SweepOptions = {},
+): Promise<CleanupReport> {
+  const startedAt = new Date();
+  const nodes = request.node ? deps.fleet.filter((n) => n.id === request.node) : [...deps.fleet];
+  if (request.node && nodes.length === 0) {
+    throw new RequestError(
+      `unknown node "${request.node}"; the fleet config has: ${deps.fleet.map((n) => n.id).join(", ") || "(none)"}`,
+    );
+  }
+  const shared = sharedTableRefusals(deps.fleet);
+  const reports: NodeReport[] = new Array(nodes.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      const node = nodes[i];
+      if (!node) return;
+      const sharedMessage = shared.get(node.id);
+      if (sharedMessage) {
+        reports[i] = { ...emptyReport(node.id), outcome: "refused", message: sharedMessage };
+      } else if (options.deadline !== undefined && Date.now() >= options.deadline) {
+        reports[i] = {
+          ...emptyReport(node.id),
+          outcome: "not-reached",
+          message: "time budget ran out before this node",
+        };
+      } else {
+        reports[i] = await sweepNode(deps, node, request, options);
+      }
+    }
+  };
+  const concurrency = Math.max(1, Math.min(options.concurrency ?? 4, nodes.length || 1));
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return summarize(request, startedAt, reports);
+}

@@ -1,0 +1,199 @@
+import { describe, expect, it } from "vitest";
+import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
+import type { ReconcileNodeConfig, TcpConnection, WatcherRow } from "../../../lambdas/core/reconcile.ts";
+import {
+  type NodeProbe,
+  type NodeStatus,
+  type ReconcileStore,
+  type RowFilter,
+  runCleanup,
+  type SweepDeps,
+} from "../../../lambdas/core/reconcile-sweep.ts";
+
+const NOW = 1_800_000_000;
+const node = (id: string, socket: string): ReconcileNodeConfig => ({
+  id,
+  socketInfo: [socket],
+  watchersTable: `aw_${id}`,
+  contactStyle: "nated",
+  kamailioVersion: "5.6.3",
+  subsDbMode: 3,
+  notifierProcesses: 0,
+});
+const A = node("a", "tcp:10.0.0.1:8080");
+
+let nextId = 1;
+function row(port: number, over: Partial<WatcherRow> = {}): WatcherRow {
+  const id = nextId++;
+  return {
+    id,
+    callId: `call-${id}`,
+    toTag: "tt",
+    fromTag: "ft",
+    presentity: "sip:bob@x",
+    event: "presence",
+    contact: `sip:u${id}@10.9.9.9:${port};transport=ws`,
+    expires: NOW + 600,
+    socketInfo: A.socketInfo[0] ?? "",
+    ...over,
+  };
+}
+
+/** In-memory store + probe that record the order of calls. */
+function fakes(tables: Record<string, WatcherRow[]>, peers: number[], status: Partial<NodeStatus> = {}) {
+  const calls: string[] = [];
+  const matches = (r: WatcherRow, f: RowFilter) =>
+    f.socketInfo.includes(r.socketInfo) &&
+    (f.presentity === undefined || r.presentity === f.presentity) &&
+    (f.expiresBefore === undefined || r.expires < f.expiresBefore);
+  const store: ReconcileStore = {
+    async socketsInTable(t) {
+      return [...new Set((tables[t] ?? []).map((r) => r.socketInfo))];
+    },
+    async readRows(t, f, after, size) {
+      calls.push("rows");
+      return (tables[t] ?? []).filter((r) => r.id > after && matches(r, f)).slice(0, size);
+    },
+    async deleteRows(t, rows, f) {
+      calls.push("delete");
+      const before = tables[t] ?? [];
+      const kill = new Map(rows.map((r) => [r.id, r.expires]));
+      tables[t] = before.filter((r) => !(kill.get(r.id) === r.expires && matches(r, f)));
+      return before.length - (tables[t]?.length ?? 0);
+    },
+  };
+  const probe: NodeProbe = {
+    async status(n) {
+      calls.push("status");
+      return {
+        bootId: "1800000000-abcd",
+        kamailioVersion: n.kamailioVersion,
+        subsDbMode: 3,
+        notifierProcesses: 0,
+        watchersTable: n.watchersTable,
+        ...status,
+      };
+    },
+    async connections(): Promise<TcpConnection[]> {
+      calls.push("tcp_list");
+      return peers.map((port) => ({ ip: "10.9.9.9", port, type: "WS" }));
+    },
+    async refresh(_n, presentity, event) {
+      calls.push(`refresh ${presentity} ${event}`);
+      return { ok: true };
+    },
+  };
+  return { store, probe, calls };
+}
+
+const req = (r: CleanupRequestInput) => CleanupRequestSchema.parse(r);
+
+describe("runCleanup", () => {
+  it("reads every page before asking for connections, deletes the dead, refreshes each pair once", async () => {
+    const live = row(1000);
+    const dead = [row(2000), row(2001, { presentity: "sip:carol@x" }), row(2002)];
+    const tables = { aw_a: [live, ...dead] };
+    const { store, probe, calls } = fakes(tables, [1000]);
+    const deps: SweepDeps = { store, probe, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
+    const report = await runCleanup(deps, req({ scope: "reconcile" }), { pageSize: 2 });
+    expect(calls.slice(0, 6)).toEqual(["status", "rows", "rows", "rows", "tcp_list", "status"]);
+    expect(report.nodes[0]?.pages).toBe(3);
+    expect(report.totals.counts).toMatchObject({ live: 1, "conn-closed": 3 });
+    expect(report.totals.deleted).toBe(3);
+    expect(tables.aw_a.map((r) => r.id)).toEqual([live.id]);
+    expect(calls.filter((c) => c.startsWith("refresh")).sort()).toEqual([
+      "refresh sip:bob@x presence",
+      "refresh sip:carol@x presence",
+    ]);
+    expect(report.nodes[0]?.rows.map((r) => r.reason)).toEqual(["conn-closed", "conn-closed", "conn-closed"]);
+    expect(report.nodes[0]?.bootId).toBe("1800000000-abcd");
+  });
+
+  it("dry run deletes nothing and lists each stale row with its reason", async () => {
+    const rows = [row(1000), row(3000), row(3001, { expires: NOW - 3600 })];
+    const tables = { aw_a: [...rows] };
+    const { store, probe, calls } = fakes(tables, [1000]);
+    const report = await runCleanup(
+      { store, probe, engine: "mysql", fleet: [A], now: () => NOW * 1000 },
+      req({ scope: "reconcile", dryRun: true }),
+    );
+    expect(tables.aw_a).toHaveLength(3);
+    expect(calls).not.toContain("delete");
+    expect(report.nodes[0]?.rows.map((r) => [r.id, r.reason])).toEqual([
+      [rows[1]?.id, "conn-closed"],
+      [rows[2]?.id, "expired"],
+    ]);
+  });
+
+  it("a row rewritten between read and delete (new expires) survives", async () => {
+    const r = row(4000);
+    const tables = { aw_a: [r] };
+    const { store, probe } = fakes(tables, []);
+    const deps: SweepDeps = {
+      store,
+      probe,
+      engine: "postgres",
+      fleet: [A],
+      now: () => NOW * 1000,
+      hooks: {
+        afterRowsRead: () => {
+          // a re-SUBSCRIBE over a new connection, exactly between the two reads
+          tables.aw_a = [{ ...r, expires: NOW + 900 }];
+        },
+      },
+    };
+    const report = await runCleanup(deps, req({ scope: "reconcile" }));
+    expect(report.totals.counts["conn-closed"]).toBe(1);
+    expect(report.totals.deleted).toBe(0);
+    expect(tables.aw_a).toHaveLength(1);
+  });
+
+  it("refuses unsafe modes and foreign rows, and stops at the deadline", async () => {
+    const B = node("b", "tcp:10.0.0.2:8080");
+    const tables = { aw_a: [row(1), row(2, { socketInfo: "tcp:10.0.0.2:8080" })], aw_b: [] };
+    const { store, probe } = fakes(tables, []);
+    const mixed = await runCleanup(
+      { store, probe, engine: "postgres", fleet: [A, B] },
+      req({ scope: "reconcile" }),
+    );
+    expect(mixed.nodes.map((n) => n.outcome)).toEqual(["refused", "done"]);
+    expect(mixed.nodes[0]?.message).toMatch(/several WebSocket nodes \(a, b\)/);
+    expect(tables.aw_a).toHaveLength(2);
+
+    const mode2 = fakes({ aw_a: [row(1)] }, [], { subsDbMode: 2 });
+    const r2 = await runCleanup({ ...mode2, engine: "postgres", fleet: [A] }, req({ scope: "reconcile" }));
+    expect(r2.nodes[0]?.outcome).toBe("refused");
+    expect(r2.nodes[0]?.message).toMatch(/subs_db_mode=2/);
+
+    const late = await runCleanup(
+      { store, probe, engine: "postgres", fleet: [A, B] },
+      req({ scope: "reconcile" }),
+      { deadline: Date.now() - 1 },
+    );
+    expect(late.totals.nodesNotReached).toBe(2);
+    await expect(
+      runCleanup({ store, probe, engine: "postgres", fleet: [A] }, req({ scope: "node", node: "zz" })),
+    ).rejects.toThrow(/unknown node "zz"/);
+  });
+
+  it("by-hand scopes keep live rows unless includeLive, and respect the limit", async () => {
+    const rows = [
+      row(1000, { presentity: "sip:p@x" }),
+      row(5000, { presentity: "sip:p@x" }),
+      row(5001, { presentity: "sip:p@x" }),
+      row(5002),
+    ];
+    const tables = { aw_a: [...rows] };
+    const { store, probe } = fakes(tables, [1000]);
+    const deps: SweepDeps = { store, probe, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
+    const one = await runCleanup(deps, req({ scope: "presentity", presentity: "sip:p@x", limit: 1 }));
+    expect(one.totals.deleted).toBe(1);
+    expect(one.nodes[0]?.truncated).toBe(true);
+    const all = await runCleanup(
+      deps,
+      req({ scope: "presentity", presentity: "sip:p@x", includeLive: true }),
+    );
+    expect(all.totals.counts).toMatchObject({ requested: 1, "conn-closed": 1 });
+    expect(tables.aw_a.map((r) => r.id)).toEqual([rows[3]?.id]);
+  });
+});
