@@ -1,0 +1,146 @@
+/**
+ * Local ingest: the deployed ingest's contract (DESIGN.md §2), nothing more.
+ *
+ * The deployed default is an HTTP API with a cached Lambda request authorizer on the
+ * `x-kwc-key` header and a direct SQS-SendMessage integration, so this server mirrors exactly
+ * what that can do:
+ * - only `POST /events` exists (anything else: 404 `{"message":"Not Found"}`);
+ * - no `x-kwc-key` → 401, a wrong one → 403, decided from the headers before the body is read
+ *   (the authorizer never sees the body);
+ * - a body over the queue's maximum message size → 413 (SQS would refuse it);
+ * - otherwise the whole body becomes ONE SQS message and the answer is 200; any SQS failure is a
+ *   5xx, so the sender (Kamailio) keeps the events and re-queues them.
+ * It does not validate the body: the worker is the validator.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+
+export interface IngestOptions {
+  client: SQSClient;
+  queueUrl: string;
+  /** The shared secret Kamailio sends in `x-kwc-key`. */
+  key: string;
+  /** The queue's maximum message size: larger bodies get 413. */
+  maxBodyBytes: number;
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+}
+
+export interface IngestStats {
+  accepted: number;
+  unauthorized: number;
+  forbidden: number;
+  tooLarge: number;
+  failed: number;
+}
+
+export interface IngestServer {
+  /** Base URL, e.g. http://127.0.0.1:40123 ; the route is `${url}/events`. */
+  url: string;
+  eventsUrl: string;
+  stats: Readonly<IngestStats>;
+  close(): Promise<void>;
+}
+
+export const INGEST_KEY_HEADER = "x-kwc-key";
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Reads the body up to `limit` bytes; `undefined` once it is known to be larger. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) over = true;
+      else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(over ? undefined : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+export async function startIngestServer(options: IngestOptions): Promise<IngestServer> {
+  const stats: IngestStats = { accepted: 0, unauthorized: 0, forbidden: 0, tooLarge: 0, failed: 0 };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "").split("?")[0];
+    if (req.method !== "POST" || path !== "/events") {
+      req.resume();
+      return reply(res, 404, { message: "Not Found" });
+    }
+    const given = req.headers[INGEST_KEY_HEADER];
+    if (given === undefined || given === "") {
+      stats.unauthorized++;
+      req.resume();
+      return reply(res, 401, { message: "Unauthorized" });
+    }
+    if (typeof given !== "string" || !sameSecret(given, options.key)) {
+      stats.forbidden++;
+      req.resume();
+      return reply(res, 403, { message: "Forbidden" });
+    }
+    const declared = Number(req.headers["content-length"] ?? Number.NaN);
+    if (declared > options.maxBodyBytes) {
+      stats.tooLarge++;
+      req.resume();
+      return reply(res, 413, { message: "Request Entity Too Large" });
+    }
+    const body = await readBody(req, options.maxBodyBytes);
+    if (body === undefined) {
+      stats.tooLarge++;
+      return reply(res, 413, { message: "Request Entity Too Large" });
+    }
+    try {
+      const out = await options.client.send(
+        new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: body.toString("utf8") }),
+      );
+      stats.accepted++;
+      return reply(res, 200, { MessageId: out.MessageId, MD5OfMessageBody: out.MD5OfMessageBody });
+    } catch (error) {
+      // SQS refused (empty body, invalid characters) or is unreachable: nothing was queued.
+      stats.failed++;
+      const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+      const clientFault = (err.$metadata?.httpStatusCode ?? 500) < 500 && err.name !== "TimeoutError";
+      return reply(res, clientFault ? 400 : 503, { message: err.name ?? "Service Unavailable" });
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      stats.failed++;
+      if (!res.headersSent) reply(res, 500, { message: `Internal Server Error: ${String(error)}` });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve);
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
+  return {
+    url,
+    eventsUrl: `${url}/events`,
+    stats,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Embedded SQS for local mode: fauxqs (in-process, in-memory) with the events queue and its DLQ,
+ * wired with the same redrive policy as the stack.
+ *
+ * fauxqs queue URLs use `sqs.<region>.localhost`, which does not resolve here, so every client
+ * gets the server's address as an explicit endpoint and `useQueueUrlAsEndpoint: false`.
+ */
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  type QueueAttributeName,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import { buildApp } from "fauxqs";
+
+export const LOCAL_REGION = "us-east-1";
+/** Dummy credentials: fauxqs does not authenticate, the SDK only needs something to sign with. */
+export const LOCAL_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" } as const;
+
+export interface LocalSqsOptions {
+  /** TCP port on 127.0.0.1; 0 (the default) picks a free one. */
+  port?: number;
+  queueName?: string;
+  dlqName?: string;
+  /** Receives before SQS moves a message to the DLQ (the stack's redrive policy). */
+  maxReceiveCount?: number;
+  /** Seconds a received message stays invisible; tests go down to 1. */
+  visibilityTimeoutSeconds?: number;
+  /** The queue's maximum message size in bytes (also the ingest's 413 limit). */
+  maximumMessageSizeBytes?: number;
+}
+
+export interface QueueDepth {
+  visible: number;
+  inFlight: number;
+  delayed: number;
+}
+
+export interface LocalSqs {
+  endpoint: string;
+  region: string;
+  queueUrl: string;
+  queueArn: string;
+  dlqUrl: string;
+  dlqArn: string;
+  maxReceiveCount: number;
+  visibilityTimeoutSeconds: number;
+  maximumMessageSizeBytes: number;
+  /** A new SDK client pointed at this server (callers own and destroy it). */
+  createClient(): SQSClient;
+  /** Message counts as SQS reports them (GetQueueAttributes). */
+  depth(which: "queue" | "dlq"): Promise<QueueDepth>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_MAX_RECEIVE_COUNT = 5;
+export const DEFAULT_MAXIMUM_MESSAGE_SIZE = 262_144;
+
+export function createLocalSqsClient(endpoint: string): SQSClient {
+  return new SQSClient({
+    endpoint,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    useQueueUrlAsEndpoint: false,
+    maxAttempts: 2,
+  });
+}
+
+export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<LocalSqs> {
+  const queueName = options.queueName ?? "kwc-events";
+  const dlqName = options.dlqName ?? "kwc-events-dlq";
+  const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
+  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 30;
+  const maximumMessageSizeBytes = options.maximumMessageSizeBytes ?? DEFAULT_MAXIMUM_MESSAGE_SIZE;
+  // buildApp + our own listen (not startFauxqs, which binds 0.0.0.0): loopback only.
+  const app = buildApp({ logger: false, host: "localhost", defaultRegion: LOCAL_REGION });
+  await app.listen({ port: options.port ?? 0, host: "127.0.0.1" });
+  const address = app.server.address();
+  if (!address || typeof address === "string") throw new Error("fauxqs did not bind a TCP port");
+  const endpoint = `http://127.0.0.1:${address.port}`;
+  const admin = createLocalSqsClient(endpoint);
+  const create = async (name: string, attributes: Record<string, string>) => {
+    const out = await admin.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+    const url = out.QueueUrl ?? "";
+    const arnOut = await admin.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }),
+    );
+    return { queueUrl: url, queueArn: arnOut.Attributes?.QueueArn ?? "" };
+  };
+  // The DLQ keeps messages longer than the source queue, as in the stack.
+  const dlq = await create(dlqName, { MessageRetentionPeriod: "1209600" });
+  const queue = await create(queueName, {
+    VisibilityTimeout: String(visibilityTimeoutSeconds),
+    MessageRetentionPeriod: "345600",
+    MaximumMessageSize: String(maximumMessageSizeBytes),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.queueArn, maxReceiveCount }),
+  });
+
+  return {
+    endpoint,
+    region: LOCAL_REGION,
+    queueUrl: queue.queueUrl,
+    queueArn: queue.queueArn,
+    dlqUrl: dlq.queueUrl,
+    dlqArn: dlq.queueArn,
+    maxReceiveCount,
+    visibilityTimeoutSeconds,
+    maximumMessageSizeBytes,
+    createClient: () => createLocalSqsClient(endpoint),
+    async depth(which) {
+      const out = await admin.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: which === "queue" ? queue.queueUrl : dlq.queueUrl,
+          AttributeNames: [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+          ],
+        }),
+      );
+      const attr = (name: QueueAttributeName) => Number(out.Attributes?.[name] ?? 0);
+      return {
+        visible: attr("ApproximateNumberOfMessages"),
+        inFlight: attr("ApproximateNumberOfMessagesNotVisible"),
+        delayed: attr("ApproximateNumberOfMessagesDelayed"),
+      };
+    },
+    async stop() {
+      admin.destroy();
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// The local ingest: the deployed contract (POST /events, x-kwc-key, 401/403/413, one SQS message
+// per accepted POST), checked against the embedded SQS.
+import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type IngestServer, startIngestServer } from "../../../local/ingest.ts";
+import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
+
+const KEY = "test-ingest-key-0123456789";
+let sqs: LocalSqs;
+let client: SQSClient;
+let ingest: IngestServer;
+
+beforeAll(async () => {
+  sqs = await startLocalSqs({ maximumMessageSizeBytes: 4096 });
+  client = sqs.createClient();
+  ingest = await startIngestServer({ client, queueUrl: sqs.queueUrl, key: KEY, maxBodyBytes: 4096 });
+});
+
+afterAll(async () => {
+  await ingest.close();
+  client.destroy();
+  await sqs.stop();
+});
+
+async function post(body: string, headers: Record<string, string> = {}, path = "/events") {
+  return fetch(`${ingest.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", connection: "close", ...headers },
+    body,
+  });
+}
+
+async function drain(): Promise<string[]> {
+  const out = await client.send(
+    new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+  );
+  for (const m of out.Messages ?? [])
+    await client.send(new DeleteMessageCommand({ QueueUrl: sqs.queueUrl, ReceiptHandle: m.ReceiptHandle }));
+  return (out.Messages ?? []).map((m) => m.Body ?? "");
+}
+
+describe("local ingest", () => {
+  it("queues the whole body of an authorised POST as one message, byte for byte", async () => {
+    // Characters JSON and SQL treat specially, and an event the worker will reject: not our job here.
+    const body = JSON.stringify({
+      v: 1,
+      events: [{ type: "connection.closed", callId: `a"b\\c%'(<` }, { x: 1 }],
+    });
+    const res = await post(body, { "x-kwc-key": KEY });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { MessageId?: string }).MessageId).toMatch(/./);
+    expect(await drain()).toEqual([body]);
+    expect((await sqs.depth("queue")).visible + (await sqs.depth("queue")).inFlight).toBe(0);
+  });
+
+  it("answers 401 without the key and 403 with a wrong one, and queues nothing", async () => {
+    const missing = await post('{"v":1}');
+    expect(missing.status).toBe(401);
+    const wrong = await post('{"v":1}', { "x-kwc-key": `${KEY}x` });
+    expect(wrong.status).toBe(403);
+    const empty = await post('{"v":1}', { "x-kwc-key": "" });
+    expect(empty.status).toBe(401);
+    expect(await sqs.depth("queue")).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    // Control: the same body with the right key is queued.
+    expect((await post('{"v":1}', { "x-kwc-key": KEY })).status).toBe(200);
+    expect(await drain()).toEqual(['{"v":1}']);
+  });
+
+  it("answers 413 for a body over the queue's maximum message size, 200 at exactly the limit", async () => {
+    const over = await post("x".repeat(4097), { "x-kwc-key": KEY });
+    expect(over.status).toBe(413);
+    expect(await sqs.depth("queue")).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    const atLimit = await post("y".repeat(4096), { "x-kwc-key": KEY });
+    expect(atLimit.status).toBe(200);
+    expect((await drain()).map((b) => b.length)).toEqual([4096]);
+  });
+
+  it("has no other route", async () => {
+    expect((await post("{}", { "x-kwc-key": KEY }, "/other")).status).toBe(404);
+    const get = await fetch(`${ingest.url}/events`, { headers: { "x-kwc-key": KEY } });
+    expect(get.status).toBe(404);
+    expect(await sqs.depth("queue")).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+  });
+
+  it("answers 5xx when SQS is unreachable, so the sender keeps its events", async () => {
+    const down = await startLocalSqs();
+    const downClient = down.createClient();
+    const orphan = await startIngestServer({
+      client: downClient,
+      queueUrl: down.queueUrl,
+      key: KEY,
+      maxBodyBytes: 4096,
+    });
+    try {
+      const ok = await fetch(orphan.eventsUrl, { method: "POST", headers: { "x-kwc-key": KEY }, body: "{}" });
+      expect(ok.status).toBe(200); // control: the same ingest accepts while SQS is up
+      await down.stop();
+      const failed = await fetch(orphan.eventsUrl, {
+        method: "POST",
+        headers: { "x-kwc-key": KEY },
+        body: "{}",
+      });
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await orphan.close();
+      downClient.destroy();
+    }
+  });
+});
