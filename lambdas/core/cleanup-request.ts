@@ -25,6 +25,8 @@ const common = {
    * then every row in the scope goes, live or not (its client gets 481 on its next refresh).
    */
   includeLive: z.boolean().default(false),
+  /** Rows the report lists: the stale ones (default), or every row in scope (`kwc watchers list`). */
+  list: z.enum(["stale", "all"]).default("stale"),
 };
 
 export const CleanupRequestSchema = z.discriminatedUnion("scope", [
@@ -69,7 +71,7 @@ export interface ReportRow {
   contact: string;
   /** The peer the contact names (`ip:port`), when it names one. */
   peer?: string;
-  reason: Exclude<RowReason, "live">;
+  reason: RowReason;
 }
 
 export interface RefreshOutcome {
@@ -98,7 +100,7 @@ export interface NodeReport {
   warnings: string[];
   /** Rows read (in scope), per reason, live included. */
   counts: Record<RowReason, number>;
-  /** Stale rows (deleted, or to be deleted in a dry run), at most `limit`. */
+  /** Stale rows (deleted, or to be deleted in a dry run), at most `limit`; every row with list "all". */
   rows: ReportRow[];
   /** More stale rows than `limit`: the rest is left for the next run. */
   truncated: boolean;

@@ -238,6 +238,7 @@ export async function sweepNode(
       expiredGraceSeconds: grace,
     };
     const stale: { row: WatcherRow; reason: Exclude<RowReason, "live">; peer?: string }[] = [];
+    const listed: { row: WatcherRow; reason: RowReason; peer?: string }[] = [];
     for (const row of rows) {
       const c = classifyRow(row, ctx);
       let reason: RowReason = c.classification;
@@ -245,6 +246,8 @@ export async function sweepNode(
       if (request.scope === "expired" && reason === "conn-closed") reason = "live";
       if (reason === "live" && request.includeLive) reason = "requested";
       report.counts[reason]++;
+      if (request.list === "all")
+        listed.push(c.peer ? { row, reason, peer: peerKey(c.peer) } : { row, reason });
       if (reason === "live") continue;
       if (stale.length >= request.limit) {
         report.truncated = true;
@@ -253,7 +256,8 @@ export async function sweepNode(
       stale.push(c.peer ? { row, reason, peer: peerKey(c.peer) } : { row, reason });
     }
     const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
-    report.rows = stale.slice(0, maxListed).map(
+    const shown = request.list === "all" ? listed : stale;
+    report.rows = shown.slice(0, maxListed).map(
       ({ row, reason, peer }): ReportRow => ({
         id: row.id,
         node: node.id,
@@ -265,7 +269,7 @@ export async function sweepNode(
         reason,
       }),
     );
-    if (stale.length > maxListed) report.warnings.push(`${stale.length - maxListed} more rows not listed`);
+    if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
     if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });
 
     // 4. delete by id and the same predicate, in chunks
