@@ -43,8 +43,11 @@ export interface RowFilter {
 export interface ReconcileStore {
   /** Distinct socket_info values of a table (finds other nodes' rows in it). */
   socketsInTable(table: string): Promise<string[]>;
-  /** Rows matching the filter with id > afterId, ascending by id, at most pageSize. */
-  readRows(table: string, filter: RowFilter, afterId: number, pageSize: number): Promise<WatcherRow[]>;
+  /**
+   * The next page of rows matching the filter with id > afterId, ascending by id. The store sizes
+   * its pages (each Data API response under 1 MiB); `done` when no row follows.
+   */
+  readPage(table: string, filter: RowFilter, afterId: number): Promise<{ rows: WatcherRow[]; done: boolean }>;
   /**
    * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
    * between rewrites it) and still matches the filter. Returns the number deleted.
@@ -98,7 +101,6 @@ export interface SweepOptions {
   concurrency?: number;
   /** Epoch ms after which no new node (or page) is started; what is left is reported. */
   deadline?: number;
-  pageSize?: number;
   deleteChunk?: number;
   expiredGraceSeconds?: number;
   /** Cap on rows listed per node in the report (the Lambda response is limited to 6 MB). */
@@ -109,7 +111,6 @@ export class RequestError extends Error {
   override name = "RequestError";
 }
 
-const DEFAULT_PAGE = 500;
 const DEFAULT_DELETE_CHUNK = 500;
 
 function splitAor(aor: string): { username: string; domain: string } {
@@ -196,10 +197,9 @@ export async function sweepNode(
     if (foreign.refusal) refusals.push(foreign.refusal);
     if (refusals.length > 0) return finish({ outcome: "refused", message: refusals.join("\n") });
 
-    // 1. rows (paged on id, every response well below the Data API's 1 MiB)
+    // 1. rows (paged on id by the store, every response below the Data API's 1 MiB)
     const filter = filterFor(node, request, nowSeconds, grace);
     const rows: WatcherRow[] = [];
-    const pageSize = options.pageSize ?? DEFAULT_PAGE;
     let afterId = 0;
     for (;;) {
       if (outOfTime()) {
@@ -208,12 +208,12 @@ export async function sweepNode(
           message: `time budget ran out while reading rows (${rows.length} read); nothing deleted on ${node.id}`,
         });
       }
-      const page = await deps.store.readRows(node.watchersTable, filter, afterId, pageSize);
+      const page = await deps.store.readPage(node.watchersTable, filter, afterId);
       report.pages++;
-      rows.push(...page);
+      rows.push(...page.rows);
       deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: rows.length });
-      const last = page.at(-1);
-      if (page.length < pageSize || !last) break;
+      const last = page.rows.at(-1);
+      if (page.done || !last) break;
       afterId = last.id;
     }
     await deps.hooks?.afterRowsRead?.(node.id);
@@ -262,7 +262,7 @@ export async function sweepNode(
         id: row.id,
         node: node.id,
         key: { callId: row.callId, toTag: row.toTag, fromTag: row.fromTag },
-        presentity: row.presentity,
+        presentity: row.presentityUri,
         event: row.event,
         contact: row.contact,
         ...(peer ? { peer } : {}),
@@ -287,7 +287,12 @@ export async function sweepNode(
 
     // 5. one refresh per affected (presentity, event), so survivors get the current state
     const targets = new Map<string, { presentity: string; event: string }>();
-    for (const { row } of stale) targets.set(`${row.event}\u0000${row.presentity}`, row);
+    for (const { row } of stale) {
+      targets.set(`${row.event}\u0000${row.presentityUri}`, {
+        presentity: row.presentityUri,
+        event: row.event,
+      });
+    }
     const refreshes: RefreshOutcome[] = [];
     for (const { presentity, event } of targets.values()) {
       try {

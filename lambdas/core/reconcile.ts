@@ -2,11 +2,16 @@
  * Pure reconcile domain: which peer a watcher row names, how a row is classified against the
  * node's live connections, and the set-ups where deleting rows cannot help or is unsafe.
  * No I/O here: the sweep (reconcile-sweep.ts) feeds it what the store and the node returned.
+ * Contact parsing and SQL helpers are the worker's (peer.ts, sql.ts), reused as they are.
  */
+import { type ContactStyle, type DatabaseEngine, versionAtLeast } from "./fleet.ts";
+import { aliasPeerOf, natedPeerOf, type Peer, peerKey } from "./peer.ts";
+import type { WatcherRow } from "./ports.ts";
 
-export type ContactStyle = "nated" | "alias" | "auto";
+export type { ContactStyle, DatabaseEngine, Peer, WatcherRow };
+export { peerKey };
 
-/** What the reconciler needs to know about a node (the fleet config's node fits this shape). */
+/** What the reconciler needs to know about a node (the fleet config's NodeConfig fits this shape). */
 export interface ReconcileNodeConfig {
   id: string;
   socketInfo: string[];
@@ -17,83 +22,31 @@ export interface ReconcileNodeConfig {
   notifierProcesses: number;
 }
 
-export type DatabaseEngine = "postgres" | "mysql";
-
 /** Presence settings that decide whether and how rows may be deleted (status endpoint wins). */
 export interface NodeMode {
   kamailioVersion: string;
   subsDbMode: number;
   notifierProcesses: number;
-  watchersTable: string;
-}
-
-export interface Peer {
-  ip: string;
-  port: number;
-}
-
-/** The columns of active_watchers a sweep reads. */
-export interface WatcherRow {
-  id: number;
-  callId: string;
-  toTag: string;
-  fromTag: string;
-  presentity: string;
-  event: string;
-  contact: string;
-  /** Absolute expiry, epoch seconds (subs_db_mode 3 stores it so). */
-  expires: number;
-  socketInfo: string;
+  watchersTable?: string;
 }
 
 export type Classification = "live" | "conn-closed" | "expired";
 
-/** IPv6 in one canonical form (lower case, compressed), IPv4 unchanged. */
-export function normalizeIp(ip: string): string {
-  const bare = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
-  if (!bare.includes(":")) return bare;
-  try {
-    return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
-  } catch {
-    return bare.toLowerCase();
-  }
-}
-
-export function peerKey(peer: Peer): string {
-  const ip = normalizeIp(peer.ip);
-  return ip.includes(":") ? `[${ip}]:${peer.port}` : `${ip}:${peer.port}`;
-}
-
-const IPV4 = String.raw`\d{1,3}(?:\.\d{1,3}){3}`;
-const IPV6 = String.raw`\[[0-9A-Fa-f:.]+\]`;
-// `;alias=<ip>~<port>~<proto>` (set_contact_alias); proto 5 = WS, 6 = WSS.
-const ALIAS = new RegExp(
-  String.raw`;alias=(${IPV4}|${IPV6}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)~(\d{1,5})~([56])(?=$|[;>?&])`,
-);
-// `sip:user@<ip>:<port>;...transport=ws` (fix_nated_contact). The port must end at `;`, `>` or
-// the end, so 5491 never matches 54914.
-const NATED = new RegExp(String.raw`@(${IPV4}|${IPV6}):(\d{1,5})(?=$|[;>?])`);
 const WS_TRANSPORT = /;transport=wss?(?=$|[;>?])/i;
-
-function toPeer(ip: string, port: string): Peer | undefined {
-  const n = Number(port);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) return undefined;
-  return { ip: normalizeIp(ip), port: n };
-}
+const WS_ALIAS = /;alias=[^;>?]*~[56](?=$|[;>?])/;
 
 /**
  * The WebSocket peer a contact names, or undefined when the row is not a WS watcher of this
  * style (such rows are never judged by connection: only their expiry can make them stale).
+ * nated: `sip:u@<ip>:<port>;transport=ws|wss`; alias: `;alias=<ip>~<port>~5|6` (5 = WS, 6 = WSS).
  */
 export function contactPeer(contact: string, style: ContactStyle): Peer | undefined {
-  if (style !== "nated") {
-    const alias = ALIAS.exec(contact);
-    if (alias?.[1] && alias[2]) return toPeer(alias[1], alias[2]);
-    if (style === "alias") return undefined;
+  if (style !== "nated" && WS_ALIAS.test(contact)) {
+    const alias = aliasPeerOf(contact);
+    if (alias) return alias;
   }
-  if (!WS_TRANSPORT.test(contact)) return undefined;
-  const nated = NATED.exec(contact);
-  return nated?.[1] && nated[2] ? toPeer(nated[1], nated[2]) : undefined;
+  if (style === "alias" || !WS_TRANSPORT.test(contact)) return undefined;
+  return natedPeerOf(contact);
 }
 
 export interface TcpConnection {
@@ -110,21 +63,9 @@ export function livePeerSet(connections: readonly TcpConnection[]): Set<string> 
   return set;
 }
 
-/** `5.6.3`, `5.8.0-dev1`, `6.0.1-1+deb13u2` → [major, minor, patch]. */
-export function parseVersion(version: string): [number, number, number] {
-  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version.trim());
-  if (!m) throw new Error(`unreadable Kamailio version "${version}" (expected like 5.6.3)`);
-  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
-}
-
-export function versionAtLeast(version: string, major: number, minor: number, patch = 0): boolean {
-  const [a, b, c] = parseVersion(version);
-  return a !== major ? a > major : b !== minor ? b > minor : c >= patch;
-}
-
 /** Kamailio purges expired active_watchers rows itself from 5.8.0 on (GH #3074); 5.6/5.7 never do. */
 export function kamailioPurgesExpired(version: string): boolean {
-  return versionAtLeast(version, 5, 8, 0);
+  return versionAtLeast(version, [5, 8, 0]);
 }
 
 export interface ClassifyContext {
@@ -173,7 +114,11 @@ export function modeRefusals(nodeId: string, mode: NodeMode, engine: DatabaseEng
         'Run presence with modparam("presence", "subs_db_mode", 3) to use this service.',
     );
   }
-  if (engine === "postgres" && mode.notifierProcesses > 0 && versionAtLeast(mode.kamailioVersion, 5, 7, 0)) {
+  if (
+    engine === "postgres" &&
+    mode.notifierProcesses > 0 &&
+    versionAtLeast(mode.kamailioVersion, [5, 7, 0])
+  ) {
     out.push(
       `node ${nodeId}: notifier_processes=${mode.notifierProcesses} on PostgreSQL with Kamailio ${mode.kamailioVersion}: ` +
         "from 5.7.0 on the notifier fails every query (`transaction not in progress`, GH #2739), so no NOTIFY " +

@@ -6,7 +6,6 @@ import {
   kamailioPurgesExpired,
   livePeerSet,
   modeRefusals,
-  normalizeIp,
   type ReconcileNodeConfig,
   sharedTableRefusals,
   type WatcherRow,
@@ -17,7 +16,9 @@ const row = (contact: string, expires = 2_000_000_000): WatcherRow => ({
   callId: "c1",
   toTag: "t",
   fromTag: "f",
-  presentity: "sip:bob@example.com",
+  presentityUri: "sip:bob@example.com",
+  watcherUsername: "w",
+  watcherDomain: "x",
   event: "presence",
   contact,
   expires,
@@ -97,7 +98,6 @@ describe("versions and refusals", () => {
     expect(kamailioPurgesExpired("5.7.4")).toBe(false);
     expect(kamailioPurgesExpired("5.8.0")).toBe(true);
     expect(kamailioPurgesExpired("6.0.1-1+deb13u2")).toBe(true);
-    expect(normalizeIp("[FE80::0001]")).toBe("fe80::1");
   });
 
   it("refuses subs_db_mode != 3 and notifier mode on PostgreSQL >= 5.7", () => {

@@ -30,7 +30,9 @@ function row(port: number, over: Partial<WatcherRow> = {}): WatcherRow {
     callId: `call-${id}`,
     toTag: "tt",
     fromTag: "ft",
-    presentity: "sip:bob@x",
+    presentityUri: "sip:bob@x",
+    watcherUsername: "w",
+    watcherDomain: "x",
     event: "presence",
     contact: `sip:u${id}@10.9.9.9:${port};transport=ws`,
     expires: NOW + 600,
@@ -40,19 +42,25 @@ function row(port: number, over: Partial<WatcherRow> = {}): WatcherRow {
 }
 
 /** In-memory store + probe that record the order of calls. */
-function fakes(tables: Record<string, WatcherRow[]>, peers: number[], status: Partial<NodeStatus> = {}) {
+function fakes(
+  tables: Record<string, WatcherRow[]>,
+  peers: number[],
+  status: Partial<NodeStatus> = {},
+  pageSize = 100,
+) {
   const calls: string[] = [];
   const matches = (r: WatcherRow, f: RowFilter) =>
     f.socketInfo.includes(r.socketInfo) &&
-    (f.presentity === undefined || r.presentity === f.presentity) &&
+    (f.presentity === undefined || r.presentityUri === f.presentity) &&
     (f.expiresBefore === undefined || r.expires < f.expiresBefore);
   const store: ReconcileStore = {
     async socketsInTable(t) {
       return [...new Set((tables[t] ?? []).map((r) => r.socketInfo))];
     },
-    async readRows(t, f, after, size) {
+    async readPage(t, f, after) {
       calls.push("rows");
-      return (tables[t] ?? []).filter((r) => r.id > after && matches(r, f)).slice(0, size);
+      const all = (tables[t] ?? []).filter((r) => r.id > after && matches(r, f));
+      return { rows: all.slice(0, pageSize), done: all.length <= pageSize };
     },
     async deleteRows(t, rows, f) {
       calls.push("delete");
@@ -91,13 +99,13 @@ const req = (r: CleanupRequestInput) => CleanupRequestSchema.parse(r);
 describe("runCleanup", () => {
   it("reads every page before asking for connections, deletes the dead, refreshes each pair once", async () => {
     const live = row(1000);
-    const dead = [row(2000), row(2001, { presentity: "sip:carol@x" }), row(2002)];
+    const dead = [row(2000), row(2001, { presentityUri: "sip:carol@x" }), row(2002)];
     const tables = { aw_a: [live, ...dead] };
-    const { store, probe, calls } = fakes(tables, [1000]);
+    const { store, probe, calls } = fakes(tables, [1000], {}, 2);
     const deps: SweepDeps = { store, probe, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
-    const report = await runCleanup(deps, req({ scope: "reconcile" }), { pageSize: 2 });
-    expect(calls.slice(0, 6)).toEqual(["status", "rows", "rows", "rows", "tcp_list", "status"]);
-    expect(report.nodes[0]?.pages).toBe(3);
+    const report = await runCleanup(deps, req({ scope: "reconcile" }));
+    expect(calls.slice(0, 5)).toEqual(["status", "rows", "rows", "tcp_list", "status"]);
+    expect(report.nodes[0]?.pages).toBe(2);
     expect(report.totals.counts).toMatchObject({ live: 1, "conn-closed": 3 });
     expect(report.totals.deleted).toBe(3);
     expect(tables.aw_a.map((r) => r.id)).toEqual([live.id]);
@@ -178,9 +186,9 @@ describe("runCleanup", () => {
 
   it("by-hand scopes keep live rows unless includeLive, and respect the limit", async () => {
     const rows = [
-      row(1000, { presentity: "sip:p@x" }),
-      row(5000, { presentity: "sip:p@x" }),
-      row(5001, { presentity: "sip:p@x" }),
+      row(1000, { presentityUri: "sip:p@x" }),
+      row(5000, { presentityUri: "sip:p@x" }),
+      row(5001, { presentityUri: "sip:p@x" }),
       row(5002),
     ];
     const tables = { aw_a: [...rows] };
