@@ -1,0 +1,289 @@
+// Starts Kamailio nodes with the shipped cfg (kamailio/kamailio.cfg + kwc.cfg) on free ports and
+// distinct loopback addresses, each with its own run dir and log, stopped by pid.
+// The launcher is pluggable (KamailioRuntime): the host's 5.6.3 binary now; a 6.0.1 chroot or a
+// TLS listener later only add a runtime, tests keep calling startKamailio().
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { assertTableName, type Engine, type TestDb } from "./db.ts";
+import { freePort } from "./ports.ts";
+import { randomId, waitUntil } from "./wait.ts";
+
+export const SHIPPED_CFG = fileURLToPath(new URL("../../kamailio/kamailio.cfg", import.meta.url));
+
+/** How a Kamailio binary is started: host binary, a chroot of another version, ... */
+export interface KamailioRuntime {
+  name: string;
+  /** e.g. "5.6.3" */
+  version: string;
+  /** The command that runs `kamailio <args>` for a cfg reachable at cfgPath, with cwd runDir. */
+  command(args: string[], paths: { cfgPath: string; runDir: string }): { file: string; argv: string[] };
+}
+
+export const hostKamailio: KamailioRuntime = {
+  name: "host",
+  version: "5.6.3",
+  command: (args) => ({ file: "/usr/sbin/kamailio", argv: args }),
+};
+
+export interface KamailioNodeOptions {
+  nodeId: string;
+  db: TestDb;
+  /** presence active_watchers_table; default "active_watchers". Create it first (db.createNodeTable). */
+  watchersTable?: string;
+  contactStyle?: "nated" | "alias";
+  notifierProcesses?: 0 | 1;
+  /** default 127.0.0.1; several nodes use 127.0.0.2, .3 ... */
+  listenIp?: string;
+  /** where the cfg POSTs envelopes (a startEventReceiver() url); default: nothing listens */
+  ingestUrl?: string;
+  ingestKey?: string;
+  /** Bearer token for /RPC and /kwc/status; default: random */
+  rpcToken?: string;
+  /** Regex of allowed RPC sources (KWC_RPC_ALLOW); default 127.0.0.1 and ::1 */
+  rpcAllow?: string;
+  /** Test timers (KWC_TEST_TIMERS: ws keepalive 1 s, fr_timer 1.5 s); default true */
+  testTimers?: boolean;
+  /** Extra -A defines: a string value is quoted, a number is bare, true defines the name. */
+  defines?: Record<string, string | number | true>;
+  runtime?: KamailioRuntime;
+}
+
+export interface RpcReply {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON-RPC bodies are whatever Kamailio answers
+  body: any;
+}
+
+export interface KamailioNode {
+  nodeId: string;
+  bootId: string;
+  listenIp: string;
+  sipPort: number;
+  rpcPort: number;
+  wsUrl: string;
+  rpcUrl: string;
+  statusUrl: string;
+  rpcToken: string;
+  /** e.g. "tcp:127.0.0.2:40123", as in active_watchers.socket_info */
+  socketInfo: string;
+  watchersTable: string;
+  pid: number;
+  logFile: string;
+  runDir: string;
+  engine: Engine;
+  /** JSON-RPC call with the node's token (positional params). */
+  rpc(method: string, params?: unknown[]): Promise<RpcReply>;
+  /** GET /kwc/status with the token; throws unless 200. */
+  // biome-ignore lint/suspicious/noExplicitAny: the status JSON is checked by the tests
+  status(): Promise<any>;
+  /** Raw HTTP to the RPC port (for auth tests): any path, headers, source address. */
+  http(opts: HttpOptions): Promise<RpcReply>;
+  /** Log lines written so far. */
+  log(): string;
+  /** Stop and start again on the same ports; bootId changes. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface HttpOptions {
+  method?: "GET" | "POST";
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  localAddress?: string;
+}
+
+/** One HTTP request on its own socket with Connection: close (Kamailio closes without saying so). */
+export function httpRequest(url: string, opts: HttpOptions): Promise<RpcReply> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const body = opts.body ?? "";
+    const req = request(
+      {
+        host: u.hostname,
+        port: Number(u.port),
+        path: opts.path,
+        method: opts.method ?? (opts.body === undefined ? "GET" : "POST"),
+        agent: false,
+        localAddress: opts.localAddress,
+        timeout: 10_000,
+        headers: {
+          connection: "close",
+          ...(opts.body !== undefined
+            ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) }
+            : {}),
+          ...opts.headers,
+        },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          text += c;
+        });
+        res.on("end", () => {
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON: keep the text
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`HTTP ${opts.path}: timeout`)));
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
+function defineArgs(defines: Record<string, string | number | true>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(defines)) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`bad define name ${name}`);
+    if (value === true) out.push("-A", name);
+    else if (typeof value === "number") out.push("-A", `${name}=${value}`);
+    else {
+      if (/["\n]/.test(value)) throw new Error(`define ${name} holds a quote or newline`);
+      out.push("-A", `${name}="${value}"`);
+    }
+  }
+  return out;
+}
+
+export async function startKamailio(opts: KamailioNodeOptions): Promise<KamailioNode> {
+  const listenIp = opts.listenIp ?? "127.0.0.1";
+  const watchersTable = opts.watchersTable ?? "active_watchers";
+  assertTableName(watchersTable);
+  const runtime = opts.runtime ?? hostKamailio;
+  const sipPort = await freePort(listenIp);
+  const rpcPort = await freePort(listenIp);
+  const rpcToken = opts.rpcToken ?? `rpc-${randomId(24)}`;
+  const runDir = mkdtempSync(join(tmpdir(), `kwc-kam-${opts.nodeId}-`));
+  mkdirSync(runDir, { recursive: true });
+  const logFile = join(runDir, "kamailio.log");
+  const defines: Record<string, string | number | true> = {
+    KWC_NODE_ID: opts.nodeId,
+    KWC_LISTEN_IP: listenIp,
+    KWC_SIP_PORT: sipPort,
+    KWC_RPC_PORT: rpcPort,
+    KWC_RUN_DIR: runDir,
+    KWC_DB_URL: opts.db.kamailioUrl,
+    KWC_WATCHERS_TABLE: watchersTable,
+    KWC_NOTIFIER_PROCESSES: opts.notifierProcesses ?? 0,
+    KWC_INGEST_URL: opts.ingestUrl ?? "http://127.0.0.1:1/events",
+    ...(opts.rpcAllow ? { KWC_RPC_ALLOW: opts.rpcAllow } : {}),
+    ...(opts.db.engine === "mysql" ? { KWC_WITH_MYSQL: true as const } : {}),
+    ...(opts.contactStyle === "alias" ? { KWC_CONTACT_ALIAS: true as const } : {}),
+    ...(opts.testTimers === false ? {} : { KWC_TEST_TIMERS: true as const }),
+    ...opts.defines,
+  };
+  // -DD: the creator stays in the foreground (its pid is the main pid), -E: log to stderr
+  const args = ["-f", SHIPPED_CFG, "-P", join(runDir, "kamailio.pid"), "-m", "64", "-M", "8", "-DD", "-E"];
+  args.push(...defineArgs(defines));
+  const env = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    KWC_INGEST_KEY: opts.ingestKey ?? "",
+    KWC_RPC_TOKEN: rpcToken,
+  };
+  const rpcUrl = `http://${listenIp}:${rpcPort}/RPC`;
+  const statusUrl = `http://${listenIp}:${rpcPort}/kwc/status`;
+  let child: ChildProcess | undefined;
+  let bootId = "";
+
+  const auth = { authorization: `Bearer ${rpcToken}` };
+  const node: KamailioNode = {
+    nodeId: opts.nodeId,
+    bootId,
+    listenIp,
+    sipPort,
+    rpcPort,
+    wsUrl: `ws://${listenIp}:${sipPort}`,
+    rpcUrl,
+    statusUrl,
+    rpcToken,
+    socketInfo: `tcp:${listenIp}:${sipPort}`,
+    watchersTable,
+    pid: 0,
+    logFile,
+    runDir,
+    engine: opts.db.engine,
+    rpc: (method, params) =>
+      httpRequest(rpcUrl, {
+        path: "/RPC",
+        headers: auth,
+        body: JSON.stringify({ jsonrpc: "2.0", method, id: 1, ...(params ? { params } : {}) }),
+      }),
+    async status() {
+      const r = await httpRequest(statusUrl, { path: "/kwc/status", headers: auth });
+      if (r.status !== 200) throw new Error(`status answered ${r.status}: ${JSON.stringify(r.body)}`);
+      return r.body;
+    },
+    http: (h) => httpRequest(rpcUrl, h),
+    log: () => {
+      try {
+        return readFileSync(logFile, "utf8");
+      } catch {
+        return "";
+      }
+    },
+    async restart() {
+      await node.stop();
+      await launch();
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+      c.kill("SIGTERM");
+      const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      live.delete(c);
+    },
+  };
+
+  async function launch(): Promise<void> {
+    const { file, argv } = runtime.command(args, { cfgPath: SHIPPED_CFG, runDir });
+    const out = openSync(logFile, "a");
+    const c = spawn(file, argv, { cwd: runDir, env, stdio: ["ignore", out, out] });
+    child = c;
+    live.add(c);
+    c.once("exit", () => live.delete(c));
+    node.pid = c.pid ?? 0;
+    try {
+      const status = await waitUntil(
+        async () => {
+          if (c.exitCode !== null) throw new Error(`kamailio exited with ${c.exitCode}`);
+          const s = await node.status();
+          return typeof s?.boot === "string" && s.boot.length > 0 ? s : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 100, what: `kamailio ${opts.nodeId} status endpoint` },
+      );
+      bootId = status.boot;
+      node.bootId = bootId;
+    } catch (e) {
+      await node.stop();
+      const tail = node.log().split("\n").slice(-30).join("\n");
+      throw new Error(`${(e as Error).message}\n--- ${logFile} (tail) ---\n${tail}`);
+    }
+  }
+
+  await launch();
+  return node;
+}
+
+/** Removes a node's run dir (logs included); call after stop() when the log is not wanted. */
+export function removeRunDir(node: KamailioNode): void {
+  rmSync(node.runDir, { recursive: true, force: true });
+}
