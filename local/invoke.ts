@@ -32,6 +32,8 @@ export interface InvokeServerOptions {
 
 export interface InvokeServer {
   endpoint: string;
+  /** The registry the server dispatches to (functions may be added after start). */
+  functions: Record<string, InvokeHandler>;
   /** Invocations by function name. */
   invocations: Record<string, number>;
   close(): Promise<void>;
@@ -204,6 +206,7 @@ export async function startInvokeServer(options: InvokeServerOptions): Promise<I
   const { address, port } = server.address() as AddressInfo;
   return {
     endpoint: `http://${address}:${port}`,
+    functions: options.functions,
     invocations,
     async close() {
       await new Promise<void>((resolve) => {

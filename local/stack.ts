@@ -1,0 +1,465 @@
+/**
+ * The local pipeline, in one process: Kamailio (shipped cfg) → ingest → SQS (fauxqs) → poller →
+ * the worker handler → Data API server → PostgreSQL/MariaDB, and → Kamailio JSON-RPC; plus the
+ * reconciler on a timer and the cleanup function behind a Lambda Invoke endpoint.
+ *
+ * The handlers are the same modules the Lambdas run. They build their clients once at module
+ * load from the environment, so the environment (KWC_FLEET_CONFIG, AWS_ENDPOINT_URL_*, dummy
+ * credentials) is set BEFORE they are imported, and one process hosts one stack.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Context, SQSEvent } from "aws-lambda";
+import { parseMessage } from "../lambdas/core/parse.ts";
+import { connectLocalDb, DB_PASSWORD, DB_USER, dbPort, type Engine, kamailioDbUrl } from "./db.ts";
+import { type IngestServer, startIngestServer } from "./ingest.ts";
+import { type InvokeServer, startInvokeServer } from "./invoke.ts";
+import { fetchStatus, type LocalKamailio, startLocalKamailio } from "./kamailio.ts";
+import { type Poller, startSqsPoller } from "./poller.ts";
+import { LOCAL_CREDENTIALS, LOCAL_REGION, type LocalSqs, startLocalSqs } from "./sqs.ts";
+
+export const CLEANUP_FUNCTION_NAME = "kwc-cleanup";
+const RESOURCE_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:kwc-local";
+const SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kwc-local-db";
+
+/** A Kamailio that is already running (`--existing-kamailio`): the stack does not start one. */
+export interface ExistingNode {
+  statusUrl: string;
+  rpcUrl: string;
+  socketInfo: string;
+  /** Its RPC token (the same KWC_RPC_TOKEN it was started with). */
+  rpcToken: string;
+}
+
+export interface LocalStackOptions {
+  engine: Engine;
+  /** The database Kamailio and the service use (tests pass their own `kwc_*` database). */
+  database: string;
+  /** Directory for the fleet config, secrets, Kamailio run dirs and logs. */
+  stateDir: string;
+  /** Kamailio nodes to start with per-node watchers tables (1 or 2); ignored with `existing`. */
+  nodes?: number;
+  existing?: ExistingNode;
+  notifierProcesses?: number;
+  contactStyle?: "nated" | "alias";
+  /** Loopback addresses for the nodes (default 127.0.0.1, 127.0.0.2). */
+  listenIps?: string[];
+  visibilityTimeoutSeconds?: number;
+  maxReceiveCount?: number;
+  batchSize?: number;
+  batchingWindowMs?: number;
+  waitTimeSeconds?: number;
+  concurrency?: number;
+  /** Reconciler period; 0 turns the timer off. */
+  reconcileEveryMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface StackCounters {
+  /** Events in the SQS messages handed to the worker (first delivery of each message). */
+  eventsIn: number;
+  /** Events or envelopes the contract rejects (they go to the DLQ with their reason). */
+  rejects: number;
+  /** Sums of the EMF metrics the handlers emitted, by metric name. */
+  metrics: Record<string, number>;
+  reconcileRuns: number;
+  reconcileErrors: number;
+}
+
+export interface NodeInfo {
+  id: string;
+  wsUrl?: string;
+  rpcUrl: string;
+  statusUrl: string;
+  socketInfo: string;
+  watchersTable: string;
+  logFile?: string;
+}
+
+export interface LocalStack {
+  engine: Engine;
+  database: string;
+  nodes: NodeInfo[];
+  kamailios: LocalKamailio[];
+  sqs: LocalSqs;
+  ingest: IngestServer;
+  invoke: InvokeServer;
+  dataApiEndpoint: string;
+  fleetConfigPath: string;
+  rpcToken: string;
+  ingestKey: string;
+  poller(): Poller | undefined;
+  counters: StackCounters;
+  /** Stops the worker's poller (events stay in SQS) and starts it again. */
+  pauseWorker(): Promise<void>;
+  resumeWorker(): void;
+  /** Runs the reconciler once now (what the timer does). */
+  reconcileNow(): Promise<unknown>;
+  /** Total rows in the nodes' watchers tables. */
+  watcherRows(): Promise<Record<string, number>>;
+  /** Data API fault injection, when the server offers it. */
+  dataApiFaults: unknown;
+  stop(): Promise<void>;
+}
+
+type AnyHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+interface DataApiServerLike {
+  endpoint: string;
+  faults?: unknown;
+  close(): Promise<void>;
+}
+
+function lambdaContext(name: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: name,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:${name}`,
+    memoryLimitInMB: "256",
+    awsRequestId: randomBytes(16).toString("hex"),
+    logGroupName: `/aws/lambda/${name}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/** Sums EMF metric lines (`{"_aws":{"CloudWatchMetrics":[...]}, "<name>": value}`) on stdout. */
+function tapMetrics(metrics: Record<string, number>): () => void {
+  const original = process.stdout.write;
+  const tap = (chunk: unknown) => {
+    const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : "";
+    if (!text.includes('"_aws"')) return;
+    for (const line of text.split("\n")) {
+      if (!line.includes('"CloudWatchMetrics"')) continue;
+      try {
+        const doc = JSON.parse(line) as {
+          _aws?: { CloudWatchMetrics?: { Metrics?: { Name: string }[] }[] };
+          [k: string]: unknown;
+        };
+        for (const directive of doc._aws?.CloudWatchMetrics ?? [])
+          for (const { Name } of directive.Metrics ?? []) {
+            const value = doc[Name];
+            const values = Array.isArray(value) ? value : [value];
+            for (const v of values) if (typeof v === "number") metrics[Name] = (metrics[Name] ?? 0) + v;
+          }
+      } catch {
+        /* not EMF */
+      }
+    }
+  };
+  process.stdout.write = function write(this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+    tap(chunk);
+    return (original as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof process.stdout.write;
+  return () => {
+    process.stdout.write = original;
+  };
+}
+
+async function importHandler(path: string): Promise<AnyHandler> {
+  const mod = (await import(path)) as { handler?: AnyHandler };
+  if (typeof mod.handler !== "function") throw new Error(`${path} exports no handler`);
+  return mod.handler;
+}
+
+async function importOptionalHandler(
+  path: string,
+  log: (line: string) => void,
+): Promise<AnyHandler | undefined> {
+  try {
+    return await importHandler(path);
+  } catch (error) {
+    log(`local: ${path} not available (${(error as Error).message.split("\n")[0]})`);
+    return undefined;
+  }
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const stateDir = options.stateDir;
+  mkdirSync(stateDir, { recursive: true });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        log(`local: stop: ${(error as Error).message}`);
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    const counters: StackCounters = {
+      eventsIn: 0,
+      rejects: 0,
+      metrics: {},
+      reconcileRuns: 0,
+      reconcileErrors: 0,
+    };
+    cleanups.push(tapMetrics(counters.metrics));
+
+    // Secrets: fresh per run, handed to Kamailio through its environment and to the service
+    // through a file reference (never in the fleet config itself, never logged).
+    const rpcToken = options.existing?.rpcToken ?? randomBytes(24).toString("hex");
+    const ingestKey = randomBytes(24).toString("hex");
+    const tokenFile = join(stateDir, "rpc-token");
+    writeFileSync(tokenFile, `${rpcToken}\n`, { mode: 0o600 });
+    chmodSync(tokenFile, 0o600);
+
+    const sqs = await startLocalSqs({
+      visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+      maxReceiveCount: options.maxReceiveCount ?? 5,
+    });
+    cleanups.push(() => sqs.stop());
+    const ingestClient = sqs.createClient();
+    cleanups.push(() => ingestClient.destroy());
+    const ingest = await startIngestServer({
+      client: ingestClient,
+      queueUrl: sqs.queueUrl,
+      key: ingestKey,
+      maxBodyBytes: sqs.maximumMessageSizeBytes,
+    });
+    cleanups.push(() => ingest.close());
+
+    const dataApiModule = (await import("./dataapi/server.ts")) as {
+      startDataApiServer(opts: unknown): Promise<DataApiServerLike>;
+    };
+    const dataApi = await dataApiModule.startDataApiServer({
+      targets: [
+        {
+          resourceArn: RESOURCE_ARN,
+          engine: options.engine === "postgres" ? "aurora-postgresql" : "aurora-mysql",
+          host: "127.0.0.1",
+          port: dbPort(options.engine),
+          user: DB_USER,
+          password: DB_PASSWORD,
+          database: options.database,
+        },
+      ],
+    });
+    cleanups.push(() => dataApi.close());
+
+    // Kamailio nodes, one watchers table each (DESIGN §1 item 12).
+    const nodes: NodeInfo[] = [];
+    const kamailios: LocalKamailio[] = [];
+    if (options.existing) {
+      const status = (await fetchStatus(options.existing.statusUrl, options.existing.rpcToken)) as
+        | { node?: string; watchersTable?: string }
+        | undefined;
+      if (!status?.node) throw new Error(`no kwc status from ${options.existing.statusUrl} (token?)`);
+      nodes.push({
+        id: status.node,
+        rpcUrl: options.existing.rpcUrl,
+        statusUrl: options.existing.statusUrl,
+        socketInfo: options.existing.socketInfo,
+        watchersTable: status.watchersTable ?? "active_watchers",
+      });
+    } else {
+      const db = await connectLocalDb(options.engine, options.database);
+      try {
+        const count = Math.max(1, Math.min(2, options.nodes ?? 1));
+        for (let i = 0; i < count; i++) {
+          const id = `node-${String.fromCharCode(97 + i)}`;
+          const watchersTable = i === 0 ? "active_watchers" : `active_watchers_${id.replace("-", "_")}`;
+          await db.ensureWatchersTable(watchersTable);
+          const kamailio = await startLocalKamailio({
+            nodeId: id,
+            engine: options.engine,
+            dbUrl: kamailioDbUrl(options.engine, options.database),
+            watchersTable,
+            ingestUrl: ingest.eventsUrl,
+            ingestKey,
+            rpcToken,
+            stateDir,
+            listenIp: options.listenIps?.[i] ?? `127.0.0.${i + 1}`,
+            notifierProcesses: options.notifierProcesses ?? 0,
+            contactStyle: options.contactStyle ?? "nated",
+          });
+          cleanups.push(() => kamailio.stop());
+          kamailios.push(kamailio);
+          nodes.push({
+            id,
+            wsUrl: kamailio.wsUrl,
+            rpcUrl: kamailio.rpcUrl,
+            statusUrl: kamailio.statusUrl,
+            socketInfo: kamailio.socketInfo,
+            watchersTable,
+            logFile: kamailio.logFile,
+          });
+        }
+      } finally {
+        await db.close();
+      }
+    }
+
+    const fleetConfigPath = join(stateDir, "fleet.json");
+    const fleet = {
+      version: 1,
+      database: {
+        engine: options.engine,
+        resourceArn: RESOURCE_ARN,
+        secretArn: SECRET_ARN,
+        name: options.database,
+      },
+      nodes: nodes.map((n) => ({
+        id: n.id,
+        rpcUrl: n.rpcUrl,
+        statusUrl: n.statusUrl,
+        tokenSecret: `file:${tokenFile}`,
+        socketInfo: [n.socketInfo],
+        watchersTable: n.watchersTable,
+        contactStyle: options.contactStyle ?? "nated",
+        kamailioVersion: "5.6.3",
+        subsDbMode: 3,
+        notifierProcesses: options.notifierProcesses ?? 0,
+      })),
+    };
+    writeFileSync(fleetConfigPath, `${JSON.stringify(fleet, null, 2)}\n`);
+
+    const invoke = await startInvokeServer({ functions: {}, region: LOCAL_REGION });
+    cleanups.push(() => invoke.close());
+
+    // The functions' environment, as CDK sets it, before their modules are loaded.
+    Object.assign(process.env, {
+      KWC_FLEET_CONFIG: `file:${fleetConfigPath}`,
+      KWC_DLQ_URL: sqs.dlqUrl,
+      KWC_CLEANUP_FUNCTION: CLEANUP_FUNCTION_NAME,
+      AWS_REGION: LOCAL_REGION,
+      AWS_DEFAULT_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      AWS_ENDPOINT_URL_RDS_DATA: dataApi.endpoint,
+      AWS_ENDPOINT_URL_LAMBDA: invoke.endpoint,
+      POWERTOOLS_SERVICE_NAME: process.env.POWERTOOLS_SERVICE_NAME ?? "kwc-local",
+      POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "KamailioWatcherCleanup",
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "INFO",
+    });
+
+    const worker = await importHandler("../lambdas/handlers/worker.ts");
+    const reconciler = await importOptionalHandler("../lambdas/handlers/reconciler.ts", log);
+    const cleanup = await importOptionalHandler("../lambdas/handlers/cleanup.ts", log);
+    // The Invoke server had to exist before the handler's module was loaded: register it now.
+    if (cleanup) invoke.functions[CLEANUP_FUNCTION_NAME] = cleanup;
+
+    const countIncoming = (event: SQSEvent) => {
+      for (const record of event.Records) {
+        if (record.attributes.ApproximateReceiveCount !== "1") continue;
+        const parsed = parseMessage(record.body);
+        counters.eventsIn += parsed.events.length + parsed.rejections.length;
+        counters.rejects += parsed.rejections.length;
+      }
+    };
+    const pollerClient = sqs.createClient();
+    cleanups.push(() => pollerClient.destroy());
+    let poller: Poller | undefined;
+    const startPoller = () => {
+      poller = startSqsPoller({
+        client: pollerClient,
+        queueUrl: sqs.queueUrl,
+        queueArn: sqs.queueArn,
+        handler: async (event, context) => {
+          countIncoming(event);
+          return worker(event, context);
+        },
+        batchSize: options.batchSize ?? 10,
+        batchingWindowMs: options.batchingWindowMs ?? 0,
+        waitTimeSeconds: options.waitTimeSeconds ?? 1,
+        concurrency: options.concurrency ?? 2,
+        functionTimeoutMs: Math.max(1000, ((options.visibilityTimeoutSeconds ?? 30) * 1000) / 6),
+        functionName: "kwc-worker",
+        log,
+      });
+    };
+    startPoller();
+    cleanups.push(async () => {
+      await poller?.stop();
+    });
+
+    let reconciling: Promise<unknown> | undefined;
+    const reconcileNow = async () => {
+      if (!reconciler) throw new Error("the reconciler handler is not available");
+      if (reconciling) return reconciling;
+      counters.reconcileRuns++;
+      reconciling = reconciler(
+        {
+          version: "0",
+          id: randomBytes(8).toString("hex"),
+          "detail-type": "Scheduled Event",
+          source: "aws.events",
+          account: "000000000000",
+          time: new Date().toISOString(),
+          region: LOCAL_REGION,
+          resources: [],
+          detail: {},
+        },
+        lambdaContext("kwc-reconciler", 300_000),
+      )
+        .catch((error: unknown) => {
+          counters.reconcileErrors++;
+          log(`local: reconcile failed: ${(error as Error).message}`);
+        })
+        .finally(() => {
+          reconciling = undefined;
+        });
+      return reconciling;
+    };
+    const every = options.reconcileEveryMs ?? 60_000;
+    if (reconciler && every > 0) {
+      const timer = setInterval(() => void reconcileNow(), every);
+      cleanups.push(async () => {
+        clearInterval(timer);
+        await reconciling;
+      });
+    }
+
+    const watcherRows = async () => {
+      const db = await connectLocalDb(options.engine, options.database);
+      try {
+        const out: Record<string, number> = {};
+        for (const n of nodes) out[n.id] = await db.countRows(n.watchersTable);
+        return out;
+      } finally {
+        await db.close();
+      }
+    };
+
+    return {
+      engine: options.engine,
+      database: options.database,
+      nodes,
+      kamailios,
+      sqs,
+      ingest,
+      invoke,
+      dataApiEndpoint: dataApi.endpoint,
+      fleetConfigPath,
+      rpcToken,
+      ingestKey,
+      poller: () => poller,
+      counters,
+      async pauseWorker() {
+        await poller?.stop();
+        poller = undefined;
+      },
+      resumeWorker() {
+        if (!poller) startPoller();
+      },
+      reconcileNow,
+      watcherRows,
+      dataApiFaults: dataApi.faults,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
