@@ -1,0 +1,40 @@
+/**
+ * Telemetry over Powertools (one pinned version, 2.36.0): structured JSON logs and EMF metrics.
+ * Audit records are logged with the message `watcher.deleted` and an `audit` object, so one
+ * CloudWatch Logs Insights query answers "why did this user's BLF stop?" (docs/worker.md).
+ */
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { AuditRecord, MetricName, Telemetry } from "../core/ports.ts";
+
+export const AUDIT_MESSAGE = "watcher.deleted";
+
+export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry {
+  return {
+    count: (metric: MetricName, value = 1) => {
+      if (value > 0) metrics.addMetric(metric, MetricUnit.Count, value);
+    },
+    audit: (record: AuditRecord) => logger.info(AUDIT_MESSAGE, { audit: record }),
+    info: (message, data) => logger.info(message, data ?? {}),
+    warn: (message, data) => logger.warn(message, data ?? {}),
+    error: (message, data) => logger.error(message, data ?? {}),
+  };
+}
+
+/** Collects everything in memory: for tests and benchmarks. */
+export function memoryTelemetry() {
+  const counts: Partial<Record<MetricName, number>> = {};
+  const audits: AuditRecord[] = [];
+  const logs: { level: "info" | "warn" | "error"; message: string; data?: Record<string, unknown> }[] = [];
+  const telemetry: Telemetry = {
+    count: (metric, value = 1) => {
+      counts[metric] = (counts[metric] ?? 0) + value;
+    },
+    audit: (record) => audits.push(record),
+    info: (message, data) => logs.push(data ? { level: "info", message, data } : { level: "info", message }),
+    warn: (message, data) => logs.push(data ? { level: "warn", message, data } : { level: "warn", message }),
+    error: (message, data) =>
+      logs.push(data ? { level: "error", message, data } : { level: "error", message }),
+  };
+  return { telemetry, counts, audits, logs };
+}
