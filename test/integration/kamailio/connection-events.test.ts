@@ -1,0 +1,116 @@
+// Each way a WebSocket watcher can die produces the expected connection.closed event(s), posted
+// by the shipped cfg and valid under the event contract (5.6.3: tcpops events for FIN/RST/close,
+// only the keepalive's websocket:closed for a silent peer).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ConnectionClosed, KamailioEvent } from "../../../lambdas/core/contract.ts";
+import { createTestDb, type TestDb } from "../../helpers/db.ts";
+import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
+import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
+import { type DieMode, SipWsClient } from "../../helpers/sip-ws-client.ts";
+
+const PRESENTITY = "sip:alice@example.com";
+let db: TestDb;
+let rx: EventReceiver;
+let node: KamailioNode;
+const clients: SipWsClient[] = [];
+
+const closedFor = (client: SipWsClient) => (e: KamailioEvent) =>
+  e.type === "connection.closed" && e.peer.ip === client.localAddress && e.peer.port === client.localPort;
+
+async function watcher(user: string): Promise<SipWsClient> {
+  const c = await SipWsClient.connect(node.wsUrl, { user });
+  clients.push(c);
+  const sub = await c.subscribe(PRESENTITY);
+  expect(sub.status).toBe(200);
+  await c.waitForNotify((n) => n.callId === sub.callId);
+  return c;
+}
+
+beforeAll(async () => {
+  db = await createTestDb("postgres", "kamconn");
+  rx = await startEventReceiver();
+  node = await startKamailio({
+    nodeId: "conn-node",
+    db,
+    listenIp: "127.0.0.2",
+    ingestUrl: rx.url,
+    ingestKey: rx.key,
+  });
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await node?.stop();
+  await rx?.close();
+  await db?.drop();
+});
+
+describe("connection.closed on Kamailio 5.6.3", () => {
+  it("reports every way of dying, each as valid contract events with node, boot and peer", async () => {
+    const modes: DieMode[] = ["close-frame", "terminate", "fin", "rst", "silent"];
+    const byMode = new Map<DieMode, SipWsClient>();
+    for (const mode of modes) byMode.set(mode, await watcher(`w-${mode}`));
+    const survivor = await watcher("survivor");
+    const t0 = Date.now();
+    await Promise.all(modes.map((mode) => byMode.get(mode)?.die(mode)));
+
+    const get = (mode: DieMode) => byMode.get(mode) as SipWsClient;
+    // abrupt drops: tcpops fires at once with the peer as Kamailio saw it
+    const fin = (await rx.waitFor(closedFor(get("fin")))) as ConnectionClosed;
+    const terminate = (await rx.waitFor(closedFor(get("terminate")))) as ConnectionClosed;
+    const rst = (await rx.waitFor(closedFor(get("rst")))) as ConnectionClosed;
+    expect(fin.cause).toBe("tcp:closed");
+    expect(terminate.cause).toBe("tcp:closed");
+    expect(rst.cause).toBe("tcp:reset");
+    for (const e of [fin, terminate, rst]) {
+      expect(e).toMatchObject({ node: "conn-node", boot: node.bootId, transport: "ws" });
+      expect(e.conid ?? null).toBeNull(); // 5.6.3: $conid is null in tcp:* routes
+    }
+    // close handshake: a tcp:* event at once, websocket:closed (no transport: $proto is tcp) later
+    const closeFrame = get("close-frame");
+    const tcpForClose = (await rx.waitFor(
+      (e) => closedFor(closeFrame)(e) && e.type === "connection.closed" && e.cause !== "websocket:closed",
+    )) as ConnectionClosed;
+    expect(["tcp:closed", "tcp:timeout"]).toContain(tcpForClose.cause);
+    const wsForClose = (await rx.waitFor(
+      (e) => closedFor(closeFrame)(e) && e.type === "connection.closed" && e.cause === "websocket:closed",
+      15_000,
+    )) as ConnectionClosed;
+    expect(wsForClose.transport).toBeUndefined();
+    expect(wsForClose.conid).toBeGreaterThan(0);
+
+    // silent peer (no FIN, no RST, no Pong): only the keepalive's websocket:closed reports it
+    const silent = get("silent");
+    const silentEvent = (await rx.waitFor(closedFor(silent), 30_000)) as ConnectionClosed;
+    const silentAfterMs = Date.now() - t0;
+    expect(silentEvent.cause).toBe("websocket:closed");
+    expect(silentEvent.boot).toBe(node.bootId);
+    console.log(`silent peer reported by websocket:closed after ${silentAfterMs} ms (keepalive 1 s)`);
+
+    // barrier: the survivor's connection still works, so everything queued before has been drained
+    await survivor.ping();
+    await rx.waitFor(
+      (e) =>
+        e.type === "connection.closed" && e.cause === "websocket:closed" && e.peer.port === silent.localPort,
+    );
+    const forSilent = rx.events.filter(closedFor(silent));
+    expect(forSilent.map((e) => (e as ConnectionClosed).cause)).toEqual(["websocket:closed"]);
+    // abrupt drops never produce websocket:closed on 5.6.3
+    for (const mode of ["terminate", "fin", "rst"] as const) {
+      const causes = rx.events.filter(closedFor(get(mode))).map((e) => (e as ConnectionClosed).cause);
+      expect(causes).not.toContain("websocket:closed");
+    }
+    // the survivor and the JSON-RPC/HTTP connections are never reported
+    expect(rx.events.filter(closedFor(survivor))).toEqual([]);
+    const ourPeers = new Set(clients.map((c) => c.peer));
+    for (const e of rx.events) {
+      if (e.type === "connection.closed") expect(ourPeers.has(`${e.peer.ip}:${e.peer.port}`)).toBe(true);
+    }
+    expect(rx.rejections).toEqual([]);
+    // every POST carried the ingest key and a JSON content type
+    for (const r of rx.requests) {
+      expect(r.headers["x-kwc-key"]).toBe(rx.key);
+      expect(r.headers["content-type"]).toBe("application/json");
+    }
+  });
+});
