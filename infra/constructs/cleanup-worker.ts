@@ -1,0 +1,116 @@
+import { Duration } from "aws-cdk-lib";
+import type * as ec2 from "aws-cdk-lib/aws-ec2";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
+import type * as logs from "aws-cdk-lib/aws-logs";
+import { Construct } from "constructs";
+import type { Database } from "./database.ts";
+import type { EventQueue } from "./event-queue.ts";
+import { VISIBILITY_TO_TIMEOUT_FACTOR } from "./event-queue.ts";
+import type { FleetConfig } from "./fleet-config.ts";
+import { ServiceFunction } from "./service-function.ts";
+import { isWholeNumberIn, ProblemList } from "./validation.ts";
+
+export interface CleanupWorkerProps {
+  /** Absolute path of lambdas/handlers/worker.ts. */
+  readonly entry: string;
+  readonly events: EventQueue;
+  readonly database: Database;
+  readonly fleetConfig: FleetConfig;
+  readonly vpc: ec2.IVpc;
+  readonly vpcSubnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+  /** Must match the timeout the queue's visibility timeout was derived from. @default Duration.seconds(30) */
+  readonly timeout?: Duration;
+  /** @default 512 */
+  readonly memorySize?: number;
+  /** Messages (envelopes) per invocation. @default 10 */
+  readonly batchSize?: number;
+  /** How long Lambda gathers a batch; lets a mass disconnect share Data API calls. @default Duration.seconds(2) */
+  readonly maxBatchingWindow?: Duration;
+  /** Concurrent invocations (2-1000): protects Kamailio's JSON-RPC and the database. @default 2 */
+  readonly maxConcurrency?: number;
+  /** @default "KamailioWatcherCleanup" */
+  readonly metricsNamespace?: string;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export function validateCleanupWorkerProps(
+  props: Pick<
+    CleanupWorkerProps,
+    "timeout" | "batchSize" | "maxBatchingWindow" | "maxConcurrency" | "memorySize"
+  >,
+  queueVisibilityTimeout?: Duration,
+): readonly string[] {
+  const problems = new ProblemList();
+  const timeout = (props.timeout ?? Duration.seconds(30)).toSeconds();
+  problems.require(isWholeNumberIn(timeout, 10, 900), `worker timeout must be 10-900 s (got ${timeout})`);
+  if (queueVisibilityTimeout) {
+    problems.require(
+      queueVisibilityTimeout.toSeconds() >= timeout * VISIBILITY_TO_TIMEOUT_FACTOR,
+      `the queue's visibility timeout (${queueVisibilityTimeout.toSeconds()} s) must be at least ${VISIBILITY_TO_TIMEOUT_FACTOR}× the worker timeout (${timeout} s)`,
+    );
+  }
+  const batchSize = props.batchSize ?? 10;
+  const window = (props.maxBatchingWindow ?? Duration.seconds(2)).toSeconds();
+  problems.require(isWholeNumberIn(window, 0, 300), `maxBatchingWindow must be 0-300 s (got ${window})`);
+  problems.require(
+    isWholeNumberIn(batchSize, 1, window > 0 ? 10_000 : 10),
+    `batchSize must be 1-10, or up to 10000 with a batching window (got ${batchSize})`,
+  );
+  const concurrency = props.maxConcurrency ?? 2;
+  problems.require(
+    isWholeNumberIn(concurrency, 2, 1000),
+    `maxConcurrency must be 2-1000 (got ${concurrency})`,
+  );
+  const memory = props.memorySize ?? 512;
+  problems.require(isWholeNumberIn(memory, 128, 10_240), `memorySize must be 128-10240 MB (got ${memory})`);
+  return problems.all;
+}
+
+/**
+ * The worker: consumes event envelopes in batches with partial-batch responses, deletes stale
+ * watcher rows through the Data API, refreshes presentities on Kamailio, and sends invalid events
+ * to the DLQ itself (so it may send there, and only there).
+ */
+export class CleanupWorker extends Construct {
+  readonly function: lambda.IFunction;
+  readonly serviceFunction: ServiceFunction;
+  readonly eventSource: sources.SqsEventSource;
+
+  constructor(scope: Construct, id: string, props: CleanupWorkerProps) {
+    super(scope, id);
+    const problems = new ProblemList();
+    problems.add(validateCleanupWorkerProps(props, props.events.visibilityTimeout));
+    problems.throwIfAny(`CleanupWorker ${this.node.path}`);
+
+    this.serviceFunction = new ServiceFunction(this, "Worker", {
+      entry: props.entry,
+      description: "kamailio-watcher-cleanup: cleans stale watchers on Kamailio events",
+      timeout: props.timeout ?? Duration.seconds(30),
+      memorySize: props.memorySize,
+      logRetention: props.logRetention,
+      metricsNamespace: props.metricsNamespace,
+      vpc: props.vpc,
+      vpcSubnets: props.vpcSubnets,
+      securityGroups: [props.securityGroup],
+      environment: {
+        KWC_FLEET_CONFIG: props.fleetConfig.reference,
+        KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl,
+      },
+    });
+    const fn = this.serviceFunction.function;
+    this.function = fn;
+    this.eventSource = new sources.SqsEventSource(props.events.queue, {
+      batchSize: props.batchSize ?? 10,
+      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(2),
+      reportBatchItemFailures: true,
+      maxConcurrency: props.maxConcurrency ?? 2,
+    });
+    fn.addEventSource(this.eventSource);
+    props.events.deadLetterQueue.grantSendMessages(fn);
+    props.database.grantDataApiAccess(fn);
+    props.fleetConfig.grantRead(fn);
+  }
+}

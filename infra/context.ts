@@ -1,0 +1,76 @@
+import { Duration } from "aws-cdk-lib";
+import type { KamailioWatcherCleanupStackProps } from "./stack.ts";
+
+/**
+ * Stack props from CDK context (`cdk.json` or `-c key=value`), so `cdk synth` needs no code change
+ * and no AWS lookups. Values from `-c` arrive as strings; cdk.json may hold numbers/booleans.
+ */
+export type ContextReader = (key: string) => unknown;
+
+const text = (read: ContextReader, key: string): string | undefined => {
+  const value = read(key);
+  return value === undefined || value === null || value === "" ? undefined : String(value);
+};
+const list = (read: ContextReader, key: string): string[] | undefined => {
+  const value = read(key);
+  if (Array.isArray(value)) return value.map(String);
+  return text(read, key)
+    ?.split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+};
+const num = (read: ContextReader, key: string): number | undefined => {
+  const value = text(read, key);
+  return value === undefined ? undefined : Number(value);
+};
+const bool = (read: ContextReader, key: string): boolean | undefined => {
+  const value = text(read, key);
+  return value === undefined ? undefined : value === "true";
+};
+
+export function stackPropsFromContext(read: ContextReader): KamailioWatcherCleanupStackProps {
+  const account = text(read, "account");
+  const region = text(read, "region");
+  const engine = text(read, "databaseEngine") as "postgres" | "mysql" | undefined;
+  const clusterArn = text(read, "databaseClusterArn");
+  const vpcId = text(read, "vpcId");
+  const minutes = (key: string) => {
+    const value = num(read, key);
+    return value === undefined ? undefined : Duration.minutes(value);
+  };
+  return {
+    env: account || region ? { account, region } : undefined,
+    description: "kamailio-watcher-cleanup: removes stale Kamailio presence watchers",
+    database: clusterArn
+      ? {
+          mode: "import",
+          engine: engine ?? "postgres",
+          clusterArn,
+          secretArn: text(read, "databaseSecretArn") ?? "",
+          databaseName: text(read, "databaseName"),
+        }
+      : { mode: "create", engine, databaseName: text(read, "databaseName") },
+    network: {
+      importVpc: vpcId
+        ? {
+            vpcId,
+            vpcCidrBlock: text(read, "vpcCidr") ?? "",
+            availabilityZones: list(read, "availabilityZones") ?? [],
+            privateSubnetIds: list(read, "privateSubnetIds") ?? [],
+            natAvailable: bool(read, "natAvailable"),
+          }
+        : undefined,
+      kamailioRpcPorts: list(read, "kamailioRpcPorts")?.map(Number),
+    },
+    ingest: {
+      kind: text(read, "ingest") as "http-api" | "private-rest-api" | undefined,
+      throttleRateLimit: num(read, "ingestRateLimit"),
+      throttleBurstLimit: num(read, "ingestBurstLimit"),
+    },
+    queue: { maxReceiveCount: num(read, "maxReceiveCount") },
+    worker: { maxConcurrency: num(read, "workerMaxConcurrency"), batchSize: num(read, "workerBatchSize") },
+    reconcileRate: minutes("reconcileRateMinutes"),
+    fleet: { path: text(read, "fleetConfigPath") },
+    monitoring: { alarmEmail: text(read, "alarmEmail"), alarmTopic: bool(read, "alarmTopic") },
+  };
+}
