@@ -1,0 +1,68 @@
+/**
+ * Wiring of the reconcile/cleanup sweep to real adapters, shared by the reconciler Lambda, the
+ * cleanup Lambda and the `kwc` CLI (local mode): fleet config, Data API store, Kamailio client.
+ * Clients are built once; the fleet config is re-read at most every FLEET_CONFIG_TTL_MS.
+ */
+import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import type { CleanupReport, CleanupRequest } from "../core/cleanup-request.ts";
+import type { FleetConfig } from "../core/fleet.ts";
+import type { KamailioClient } from "../core/ports.ts";
+import { kamailioProbe } from "../core/reconcile-probe.ts";
+import { runCleanup, type SweepHooks, type SweepOptions } from "../core/reconcile-sweep.ts";
+import { cached, cachedSecrets, FLEET_CONFIG_TTL_MS, loadFleetConfig } from "./config-source.ts";
+import { KamailioRpcClient } from "./kamailio-rpc.ts";
+import { DataApiReconcileStore } from "./reconcile-store.ts";
+
+export interface ReconcileRuntime {
+  loadFleet(): Promise<FleetConfig>;
+  rdsData: RDSDataClient;
+  kamailio: KamailioClient;
+}
+
+/** Builds the clients once from the environment (KWC_FLEET_CONFIG, AWS_ENDPOINT_URL_* for local endpoints). */
+export function runtimeFromEnv(env: NodeJS.ProcessEnv = process.env, fleetSpec?: string): ReconcileRuntime {
+  const ssm = new SSMClient({});
+  const secretsManager = new SecretsManagerClient({});
+  const secret = cachedSecrets({ ssm, secretsManager, env });
+  const spec = fleetSpec ?? env.KWC_FLEET_CONFIG;
+  return {
+    loadFleet: cached(() => {
+      if (!spec)
+        throw new Error(
+          "no fleet config: set KWC_FLEET_CONFIG (file:/abs/fleet.json or ssm-path:/kwc/fleet)",
+        );
+      return loadFleetConfig(spec, { ssm, secretsManager, env });
+    }, FLEET_CONFIG_TTL_MS),
+    rdsData: new RDSDataClient({}),
+    kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
+  };
+}
+
+export interface RunOptions extends SweepOptions {
+  hooks?: SweepHooks;
+}
+
+/** Runs one request against the fleet; returns the report and the store's read statistics. */
+export async function runRequest(
+  runtime: ReconcileRuntime,
+  request: CleanupRequest,
+  options: RunOptions = {},
+): Promise<CleanupReport & { store: DataApiReconcileStore["stats"] }> {
+  const fleet = await runtime.loadFleet();
+  const store = new DataApiReconcileStore(runtime.rdsData, fleet.database);
+  const { hooks, ...sweep } = options;
+  const report = await runCleanup(
+    {
+      store,
+      probe: kamailioProbe(runtime.kamailio, fleet.nodes),
+      engine: fleet.database.engine,
+      fleet: fleet.nodes,
+      ...(hooks ? { hooks } : {}),
+    },
+    request,
+    sweep,
+  );
+  return { ...report, store: store.stats };
+}
