@@ -228,6 +228,6 @@ export function parseCommandLine(
       return { kind: "create-node-table", node: target, dryRun: v["dry-run"] ?? false, global };
     }
     default:
-      throw new UsageError(`unknown command "${verb}" (see kwc --help)`);
+      throw new UsageError(`unknown command "${verb}"`);
   }
 }

@@ -1,0 +1,187 @@
+/**
+ * `kwc`: on-demand cleanup, reconcile and checks for operators (see HELP in args.ts).
+ * Runs the same core as the Lambdas, here (Data API + JSON-RPC from this machine), or invokes the
+ * deployed cleanup Lambda with --remote.
+ */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { type ReconcileRuntime, runRequest, runtimeFromEnv } from "../lambdas/adapters/reconcile-runtime.ts";
+import { createNodeTableStatements, DataApiReconcileStore } from "../lambdas/adapters/reconcile-store.ts";
+import type { CleanupReport, CleanupRequest } from "../lambdas/core/cleanup-request.ts";
+import { checkNodes } from "../lambdas/core/reconcile-check.ts";
+import { kamailioProbe } from "../lambdas/core/reconcile-probe.ts";
+import { RequestError } from "../lambdas/core/reconcile-sweep.ts";
+import type { CleanupResponse } from "../lambdas/handlers/cleanup.ts";
+import { type Command, EXIT, type GlobalOptions, HELP, parseCommandLine, UsageError } from "./args.ts";
+import { exitCodeOf, progressBar, renderReport, table } from "./output.ts";
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  stderr?: NodeJS.WriteStream;
+  env: NodeJS.ProcessEnv;
+}
+
+async function invokeRemote(global: GlobalOptions, request: CleanupRequest): Promise<CleanupReport> {
+  const client = new LambdaClient({});
+  const out = await client.send(
+    new InvokeCommand({
+      FunctionName: global.functionName,
+      InvocationType: "RequestResponse",
+      Payload: new TextEncoder().encode(JSON.stringify(request)),
+    }),
+  );
+  const text = out.Payload ? new TextDecoder().decode(out.Payload) : "";
+  if (out.FunctionError) {
+    let message = text;
+    try {
+      const e = JSON.parse(text) as { errorType?: string; errorMessage?: string };
+      message = `${e.errorType ?? "Error"}: ${e.errorMessage ?? text}`;
+    } catch {}
+    throw new Error(`the cleanup function failed: ${message}`);
+  }
+  const answer = JSON.parse(text) as CleanupResponse;
+  if (!answer.ok) {
+    if (answer.error.type === "BadRequest") throw new UsageError(answer.error.message);
+    throw new Error(answer.error.message);
+  }
+  return answer.report;
+}
+
+async function runCleanupCommand(command: Extract<Command, { kind: "cleanup" }>, io: Io): Promise<number> {
+  let report: CleanupReport;
+  if (command.global.remote) {
+    report = await invokeRemote(command.global, command.request);
+  } else {
+    const runtime = runtimeFromEnv(io.env, command.global.fleet);
+    const bar = command.global.progress && io.stderr?.isTTY ? progressBar(io.stderr) : undefined;
+    try {
+      const { store: _stats, ...local } = await runRequest(runtime, command.request, {
+        ...(bar ? { hooks: { onProgress: (e) => bar.update(e) } } : {}),
+      });
+      report = local;
+    } finally {
+      bar?.end();
+    }
+  }
+  io.out(command.global.json ? JSON.stringify(report, null, 2) : renderReport(report));
+  return exitCodeOf(report, command.verb === "watchers-list");
+}
+
+async function fleetDeps(runtime: ReconcileRuntime) {
+  const fleet = await runtime.loadFleet();
+  const store = new DataApiReconcileStore(runtime.rdsData, fleet.database);
+  return { fleet, store, probe: kamailioProbe(runtime.kamailio, fleet.nodes), engine: fleet.database.engine };
+}
+
+async function runNodesCheck(command: Extract<Command, { kind: "nodes-check" }>, io: Io): Promise<number> {
+  const { fleet, store, probe, engine } = await fleetDeps(runtimeFromEnv(io.env, command.global.fleet));
+  if (command.node && !fleet.nodes.some((n) => n.id === command.node)) {
+    throw new UsageError(
+      `unknown node "${command.node}"; the fleet config has: ${fleet.nodes.map((n) => n.id).join(", ")}`,
+    );
+  }
+  const checks = await checkNodes({ store, probe, engine, fleet: fleet.nodes }, command.node);
+  if (command.global.json) {
+    io.out(JSON.stringify({ engine, nodes: checks }, null, 2));
+  } else {
+    io.out(
+      table(
+        ["node", "ok", "reachable", "version", "subs_db_mode", "notifier", "boot", "table", "connections"],
+        checks.map((c) => [
+          c.node,
+          c.ok ? "yes" : "NO",
+          c.reachable ? "yes" : "no",
+          c.kamailioVersion ?? "-",
+          String(c.subsDbMode ?? "-"),
+          String(c.notifierProcesses ?? "-"),
+          c.bootId ?? "-",
+          c.watchersTable,
+          String(c.connections ?? "-"),
+        ]),
+      ),
+    );
+    for (const c of checks) {
+      for (const p of c.problems) io.out(`\n${c.node}: ${p}`);
+      for (const w of c.warnings) io.out(`warning: ${w}`);
+    }
+  }
+  return checks.every((c) => c.ok) ? EXIT.ok : EXIT.error;
+}
+
+async function runCreateNodeTable(
+  command: Extract<Command, { kind: "create-node-table" }>,
+  io: Io,
+): Promise<number> {
+  const { fleet, store } = await fleetDeps(runtimeFromEnv(io.env, command.global.fleet));
+  const node = fleet.nodes.find((n) => n.id === command.node);
+  if (!node) {
+    throw new UsageError(
+      `unknown node "${command.node}"; the fleet config has: ${fleet.nodes.map((n) => n.id).join(", ")}`,
+    );
+  }
+  const statements = command.dryRun
+    ? createNodeTableStatements(store.dialect, node.watchersTable)
+    : await store.createNodeTable(node.watchersTable);
+  if (command.global.json) {
+    io.out(
+      JSON.stringify(
+        { node: node.id, table: node.watchersTable, dryRun: command.dryRun, statements },
+        null,
+        2,
+      ),
+    );
+  } else {
+    io.out(statements.map((s) => `${s.sql};`).join("\n"));
+    io.out(
+      command.dryRun
+        ? `\ndry run: table ${node.watchersTable} for node ${node.id} not created`
+        : `\ntable ${node.watchersTable} for node ${node.id} ready; now set modparam("presence", "active_watchers_table", "${node.watchersTable}") on ${node.id}`,
+    );
+  }
+  return EXIT.ok;
+}
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommandLine(argv, io.env);
+  } catch (error) {
+    io.err(`kwc: ${(error as Error).message}\n(see kwc --help)`);
+    return EXIT.usage;
+  }
+  try {
+    switch (command.kind) {
+      case "help":
+        io.out(HELP);
+        return EXIT.ok;
+      case "cleanup":
+        return await runCleanupCommand(command, io);
+      case "nodes-check":
+        return await runNodesCheck(command, io);
+      case "create-node-table":
+        return await runCreateNodeTable(command, io);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof RequestError) {
+      io.err(`kwc: ${error.message}`);
+      return EXIT.usage;
+    }
+    io.err(`kwc: ${(error as Error).message ?? String(error)}`);
+    return EXIT.error;
+  }
+}
+
+/** Runs `kwc` with the process's arguments and stdio (cli/bin.mjs, `npm run kwc`). */
+export async function run(): Promise<void> {
+  process.exitCode = await main(process.argv.slice(2), {
+    out: (t) => process.stdout.write(`${t}\n`),
+    err: (t) => process.stderr.write(`${t}\n`),
+    stderr: process.stderr,
+    env: process.env,
+  });
+}
+
+// Started directly (`tsx cli/main.ts`), not imported by bin.mjs or a test.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) await run();
