@@ -257,15 +257,13 @@ describe("worker", () => {
     t.store
       .rows("aw_node_2")
       .push(watcherRow({ contact: "sip:a@1.1.1.1:1", socketInfo: "tcp:127.0.0.3:5080" }));
-    t.store
-      .rows("aw_node_3")
-      .push(
-        watcherRow({
-          contact: "sip:a@1.1.1.1:1",
-          socketInfo: "tcp:127.0.0.4:5080",
-          presentityUri: "sip:other@example.com",
-        }),
-      );
+    t.store.rows("aw_node_3").push(
+      watcherRow({
+        contact: "sip:a@1.1.1.1:1",
+        socketInfo: "tcp:127.0.0.4:5080",
+        presentityUri: "sip:other@example.com",
+      }),
+    );
     const r = await t.run([
       { messageId: "m1", body: envelope(changed("node-1"), changed("node-1")) },
       { messageId: "m2", body: envelope(changed("node-1")) },
@@ -293,15 +291,13 @@ describe("worker", () => {
       presentityUri: "sip:bob@example.com",
     });
     t.store.rows(n1.watchersTable).push(stale, alive);
-    t.store
-      .rows("aw_node_2")
-      .push(
-        watcherRow({
-          contact: "sip:z@9.9.9.9:9",
-          socketInfo: "tcp:127.0.0.3:5080",
-          presentityUri: "sip:bob@example.com",
-        }),
-      );
+    t.store.rows("aw_node_2").push(
+      watcherRow({
+        contact: "sip:z@9.9.9.9:9",
+        socketInfo: "tcp:127.0.0.3:5080",
+        presentityUri: "sip:bob@example.com",
+      }),
+    );
     t.kamailio.live.set("node-1", [{ ip: "1.2.3.4", port: 6 }]);
     const fault = () => new RpcFaultError("presence.refreshWatchers", 500, "Execution failed", 500);
     t.kamailio.refreshFailures.push(fault());
