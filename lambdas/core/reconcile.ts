@@ -88,11 +88,13 @@ export interface ClassifiedRow {
 export function classifyRow(row: WatcherRow, ctx: ClassifyContext): ClassifiedRow {
   const peer = contactPeer(row.contact, ctx.contactStyle);
   const base = peer ? { row, peer } : { row };
-  // A connected peer keeps its rows whatever else holds: its next refresh renews the row.
-  if (peer && ctx.livePeers.has(peerKey(peer))) return { ...base, classification: "live" };
+  // Expired (past the grace a refresh in flight needs): the subscription is over for its client,
+  // whether or not it is still connected; 5.6/5.7 would keep NOTIFYing it forever (GH #3074).
   if (ctx.purgeExpired && row.expires + ctx.expiredGraceSeconds < ctx.now) {
     return { ...base, classification: "expired" };
   }
+  // A connected peer keeps its rows: its next refresh renews them.
+  if (peer && ctx.livePeers.has(peerKey(peer))) return { ...base, classification: "live" };
   if (peer) return { ...base, classification: "conn-closed" };
   return { ...base, classification: "live" };
 }

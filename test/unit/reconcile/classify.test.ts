@@ -74,10 +74,14 @@ describe("classifyRow", () => {
     expect(classifyRow(row("sip:a@[2001:db8::1]:7000;transport=ws"), ctx).classification).toBe("live");
   });
 
-  it("expired only where Kamailio does not purge, and a live peer wins", () => {
+  it("expired (past the grace) only where Kamailio does not purge, even with the peer connected", () => {
     const old = 1_799_999_000;
     expect(classifyRow(row("sip:a@127.0.0.1:1;transport=ws", old), ctx).classification).toBe("expired");
-    expect(classifyRow(row("sip:a@127.0.0.1:5491;transport=ws", old), ctx).classification).toBe("live");
+    expect(classifyRow(row("sip:a@127.0.0.1:5491;transport=ws", old), ctx).classification).toBe("expired");
+    expect(
+      classifyRow(row("sip:a@127.0.0.1:5491;transport=ws", old), { ...ctx, purgeExpired: false })
+        .classification,
+    ).toBe("live");
     expect(classifyRow(row("sip:a@127.0.0.1:5060", old), ctx).classification).toBe("expired");
     expect(
       classifyRow(row("sip:a@127.0.0.1:5060", old), { ...ctx, purgeExpired: false }).classification,
