@@ -7,7 +7,7 @@
  * and is the main process), so stop() can take down every child and nothing is left behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
@@ -108,7 +108,12 @@ export async function startLocalKamailio(options: LocalKamailioOptions): Promise
   const args = ["-f", EXAMPLE_CFG, "-DD", "-E", "-m", "64", "-M", "8", "-Y", runDir];
   for (const d of defines) args.push("-A", d);
 
-  const child = spawn(KAMAILIO_BIN, args, {
+  // setpriv --pdeathsig: if this process dies without stopping it (SIGKILL), Kamailio gets SIGTERM.
+  const useSetpriv = existsSync("/usr/bin/setpriv");
+  const [command, argv] = useSetpriv
+    ? ["/usr/bin/setpriv", ["--pdeathsig", "TERM", "--", KAMAILIO_BIN, ...args]]
+    : [KAMAILIO_BIN, args];
+  const child = spawn(command, argv, {
     cwd: runDir,
     detached: true,
     stdio: ["ignore", log, log],

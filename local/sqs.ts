@@ -2,8 +2,10 @@
  * Embedded SQS for local mode: fauxqs (in-process, in-memory) with the events queue and its DLQ,
  * wired with the same redrive policy as the stack.
  *
- * fauxqs queue URLs use `sqs.<region>.localhost`, which does not resolve here, so every client
- * gets the server's address as an explicit endpoint and `useQueueUrlAsEndpoint: false`.
+ * fauxqs queue URLs use `sqs.<region>.localhost`, which does not resolve here: our clients get an
+ * explicit endpoint and `useQueueUrlAsEndpoint: false`. The handlers' default clients follow the
+ * QueueUrl host, so the local stack also resolves `*.localhost` to 127.0.0.1 in-process
+ * (`interceptLocalhostDns`, see local/stack.ts).
  */
 import {
   CreateQueueCommand,
@@ -73,7 +75,7 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 30;
   const maximumMessageSizeBytes = options.maximumMessageSizeBytes ?? DEFAULT_MAXIMUM_MESSAGE_SIZE;
   // buildApp + our own listen (not startFauxqs, which binds 0.0.0.0): loopback only.
-  const app = buildApp({ logger: false, host: "localhost", defaultRegion: LOCAL_REGION });
+  const app = buildApp({ logger: false, defaultRegion: LOCAL_REGION });
   await app.listen({ port: options.port ?? 0, host: "127.0.0.1" });
   const address = app.server.address();
   if (!address || typeof address === "string") throw new Error("fauxqs did not bind a TCP port");
