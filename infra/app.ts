@@ -1,12 +1,5 @@
 #!/usr/bin/env -S npx tsx
-import { App } from "aws-cdk-lib";
-import { stackPropsFromContext } from "./context.ts";
-import { KamailioWatcherCleanupStack } from "./stack.ts";
+// Entry of `cdk synth` / `cdk deploy` (cdk.json): settings come from context, see docs/deploy.md.
+import { createApp } from "./context.ts";
 
-const app = new App();
-const stackName = String(app.node.tryGetContext("stackName") ?? "KamailioWatcherCleanup");
-new KamailioWatcherCleanupStack(
-  app,
-  stackName,
-  stackPropsFromContext((key) => app.node.tryGetContext(key)),
-);
+createApp();

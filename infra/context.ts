@@ -1,5 +1,5 @@
-import { Duration } from "aws-cdk-lib";
-import type { KamailioWatcherCleanupStackProps } from "./stack.ts";
+import { App, type AppProps, Duration } from "aws-cdk-lib";
+import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "./stack.ts";
 
 /**
  * Stack props from CDK context (`cdk.json` or `-c key=value`), so `cdk synth` needs no code change
@@ -73,4 +73,16 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
     fleet: { path: text(read, "fleetConfigPath") },
     monitoring: { alarmEmail: text(read, "alarmEmail"), alarmTopic: bool(read, "alarmTopic") },
   };
+}
+
+/** The app `cdk.json` runs: one stack, configured from context. Tests call it with their own context. */
+export function createApp(props: AppProps = {}): { app: App; stack: KamailioWatcherCleanupStack } {
+  const app = new App(props);
+  const stackName = String(app.node.tryGetContext("stackName") ?? "KamailioWatcherCleanup");
+  const stack = new KamailioWatcherCleanupStack(
+    app,
+    stackName,
+    stackPropsFromContext((key) => app.node.tryGetContext(key)),
+  );
+  return { app, stack };
 }

@@ -127,7 +127,7 @@ export class KamailioWatcherCleanupStack extends Stack {
     const workerTimeout = props.worker?.timeout ?? Duration.seconds(30);
     const entry = (name: HandlerName) => props.handlerEntries?.[name] ?? handlerEntry(name);
 
-    this.network = new Network(this, "Network", props.network);
+    this.network = new Network(this, "Network", { logRetention, ...props.network });
     const placement = {
       vpc: this.network.vpc,
       vpcSubnets: this.network.functionSubnets,

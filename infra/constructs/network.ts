@@ -1,4 +1,5 @@
 import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
@@ -24,6 +25,8 @@ export interface NetworkProps {
   readonly maxAzs?: number;
   /** Kamailio JSON-RPC/status ports the functions may call (security group egress). @default [5060] */
   readonly kamailioRpcPorts?: number[];
+  /** Retention of the created VPC's flow logs (rejected traffic). @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
   /** Also create a KMS endpoint (only when a customer-managed key is used). @default false */
   readonly kmsEndpoint?: boolean;
 }
@@ -99,7 +102,14 @@ export class Network extends Construct {
           { name: "functions", subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
         ],
       });
-      vpc.addFlowLog("FlowLog", { trafficType: ec2.FlowLogTrafficType.REJECT });
+      vpc.addFlowLog("FlowLog", {
+        trafficType: ec2.FlowLogTrafficType.REJECT,
+        destination: ec2.FlowLogDestination.toCloudWatchLogs(
+          new logs.LogGroup(this, "FlowLogs", {
+            retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+          }),
+        ),
+      });
       this.vpc = vpc;
       this.functionSubnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
     }

@@ -1,0 +1,428 @@
+import { Duration } from "aws-cdk-lib";
+import { Match } from "aws-cdk-lib/assertions";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { KamailioWatcherCleanupStack } from "../../infra/stack.ts";
+import { ENVELOPE_MAX_BYTES } from "../../lambdas/core/contract.ts";
+import {
+  actionsOf,
+  allPolicyStatements,
+  buildStack,
+  IMPORTED_CLUSTER_ARN,
+  IMPORTED_SECRET_ARN,
+  IMPORTED_VPC,
+} from "./synth.ts";
+
+type Built = ReturnType<typeof buildStack>;
+
+describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () => {
+  let built: Built;
+  let stack: KamailioWatcherCleanupStack;
+  beforeAll(() => {
+    built = buildStack();
+    stack = built.stack;
+  });
+
+  it("redrives to a DLQ that outlives the events queue, after 5 receives", () => {
+    const { template } = built;
+    const events = template.findResources("AWS::SQS::Queue", {
+      Properties: { RedrivePolicy: Match.anyValue() },
+    });
+    const [queue] = Object.values(events);
+    expect(Object.keys(events)).toHaveLength(1);
+    expect(queue?.Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: stack.resolve(stack.events.deadLetterQueue.queueArn),
+      maxReceiveCount: 5,
+    });
+    const dlq =
+      template.toJSON().Resources[
+        stack.getLogicalId(stack.events.deadLetterQueue.node.defaultChild as never)
+      ];
+    expect(queue?.Properties.MessageRetentionPeriod).toBe(4 * 86_400);
+    expect(dlq.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+    expect(dlq.Properties.MessageRetentionPeriod).toBeGreaterThan(queue?.Properties.MessageRetentionPeriod);
+  });
+
+  it("derives the visibility timeout as 6× the worker timeout", () => {
+    const { template } = built;
+    const functions = template.findResources("AWS::Lambda::Function");
+    const worker =
+      functions[stack.getLogicalId(stack.worker.serviceFunction.function.node.defaultChild as never)];
+    expect(worker?.Properties.Timeout).toBe(30);
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      VisibilityTimeout: 180,
+      RedrivePolicy: Match.anyValue(),
+    });
+  });
+
+  it("encrypts both queues and denies non-TLS access", () => {
+    const { template } = built;
+    const queues = Object.values(template.findResources("AWS::SQS::Queue"));
+    expect(queues).toHaveLength(2);
+    for (const queue of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+    const policies = Object.values(template.findResources("AWS::SQS::QueuePolicy"));
+    expect(policies).toHaveLength(2);
+    for (const policy of policies) {
+      expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+        expect.objectContaining({
+          Effect: "Deny",
+          Action: "sqs:*",
+          Condition: { Bool: { "aws:SecureTransport": "false" } },
+        }),
+      );
+    }
+  });
+
+  it("keeps the size limits in agreement: queue message size ≥ ingest body ≥ cfg envelope cap", () => {
+    const { template } = built;
+    for (const queue of Object.values(template.findResources("AWS::SQS::Queue"))) {
+      expect(queue.Properties.MaximumMessageSize).toBe(262_144);
+      expect(queue.Properties.MaximumMessageSize).toBeGreaterThanOrEqual(ENVELOPE_MAX_BYTES);
+    }
+  });
+
+  it("maps the events queue to the worker with partial batch responses, batching and a concurrency cap", () => {
+    built.template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: stack.resolve(stack.events.queue.queueArn),
+      FunctionName: stack.resolve(stack.worker.serviceFunction.function.functionName),
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 2,
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  it("runs every function on arm64 Node 24 with source maps, and only references in the environment", () => {
+    const functions = Object.values(built.template.findResources("AWS::Lambda::Function"));
+    expect(functions).toHaveLength(4);
+    for (const fn of functions) {
+      expect(fn.Properties.Runtime).toBe("nodejs24.x");
+      expect(fn.Properties.Architectures).toEqual(["arm64"]);
+      const env = fn.Properties.Environment.Variables as Record<string, unknown>;
+      expect(env.NODE_OPTIONS).toBe("--enable-source-maps");
+      expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe("KamailioWatcherCleanup");
+      expect(JSON.stringify(env)).not.toMatch(/SecretString|resolve:secretsmanager/);
+    }
+    built.template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          KWC_FLEET_CONFIG: "ssm-path:/kwc/fleet",
+          KWC_DLQ_URL: stack.resolve(stack.events.deadLetterQueue.queueUrl),
+        }),
+      },
+    });
+  });
+
+  it("gives each log group a retention", () => {
+    const groups = Object.values(built.template.findResources("AWS::Logs::LogGroup"));
+    expect(groups.length).toBeGreaterThanOrEqual(5);
+    for (const group of groups) expect(group.Properties.RetentionInDays).toBe(30);
+  });
+
+  it("scopes IAM: DLQ send to the DLQ, Data API to the cluster, no Resource * anywhere", () => {
+    const statements = allPolicyStatements(built.template);
+    expect(statements.filter((statement) => statement.Resource === "*")).toEqual([]);
+    // The worker may send to the DLQ only (rejects); API Gateway's integration role to the events queue only.
+    const workerRole = stack.resolve(stack.worker.serviceFunction.function.role?.roleName);
+    const workerPolicy = Object.values(built.template.findResources("AWS::IAM::Policy")).find((policy) =>
+      JSON.stringify(policy.Properties.Roles).includes(JSON.stringify(workerRole)),
+    );
+    const workerSends = (
+      workerPolicy?.Properties.PolicyDocument.Statement as Parameters<typeof actionsOf>[0][]
+    )
+      .filter((statement) => actionsOf(statement).includes("sqs:SendMessage"))
+      .map((statement) => statement.Resource);
+    expect(workerSends).toEqual([stack.resolve(stack.events.deadLetterQueue.queueArn)]);
+    const allSends = statements.filter((statement) => actionsOf(statement).includes("sqs:SendMessage"));
+    expect(allSends.map((statement) => statement.Resource)).toEqual(
+      expect.arrayContaining([
+        stack.resolve(stack.events.queue.queueArn),
+        stack.resolve(stack.events.deadLetterQueue.queueArn),
+      ]),
+    );
+    expect(allSends).toHaveLength(2);
+    const dataApi = statements.filter((statement) =>
+      actionsOf(statement).includes("rds-data:ExecuteStatement"),
+    );
+    expect(dataApi).toHaveLength(3);
+    for (const statement of dataApi)
+      expect(statement.Resource).toEqual(stack.resolve(stack.database.clusterArn));
+    const secretReads = statements.filter((statement) =>
+      actionsOf(statement).includes("secretsmanager:GetSecretValue"),
+    );
+    for (const statement of secretReads) expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
+  });
+
+  it("wires the ingest: HTTP API route with a cached request authorizer on x-kwc-key and a direct SQS integration", () => {
+    const { template } = built;
+    template.hasResourceProperties("AWS::ApiGatewayV2::Authorizer", {
+      AuthorizerType: "REQUEST",
+      IdentitySource: ["$request.header.x-kwc-key"],
+      AuthorizerResultTtlInSeconds: 300,
+      EnableSimpleResponses: true,
+      AuthorizerPayloadFormatVersion: "2.0",
+    });
+    template.hasResourceProperties("AWS::ApiGatewayV2::Route", {
+      RouteKey: "POST /events",
+      AuthorizationType: "CUSTOM",
+    });
+    template.hasResourceProperties("AWS::ApiGatewayV2::Integration", {
+      IntegrationType: "AWS_PROXY",
+      IntegrationSubtype: "SQS-SendMessage",
+      RequestParameters: {
+        QueueUrl: stack.resolve(stack.events.queue.queueUrl),
+        MessageBody: "$request.body",
+      },
+    });
+    template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      StageName: "$default",
+      DefaultRouteSettings: { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp("requestId") },
+    });
+    expect(Object.keys(template.findResources("AWS::ApiGatewayV2::Route"))).toHaveLength(1);
+    // The authorizer reads the key from Secrets Manager: only the ARN is in its environment.
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          KWC_INGEST_SECRET_ARN: stack.resolve(stack.ingest.ingestSecret.secretArn),
+        }),
+      },
+    });
+  });
+
+  it("alarms on DLQ depth ≥ 1, event age, worker errors and throttles, refresh failures and rejects", () => {
+    const { template } = built;
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 7);
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: stack.resolve(stack.events.deadLetterQueue.queueName) }],
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "ApproximateAgeOfOldestMessage",
+      Threshold: 600,
+    });
+    for (const metric of ["Errors", "Throttles"]) {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Namespace: "AWS/Lambda",
+        MetricName: metric,
+      });
+    }
+    for (const metric of ["RefreshFailed", "EventsRejected"]) {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Namespace: "KamailioWatcherCleanup",
+        MetricName: metric,
+      });
+    }
+    template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    template.resourceCountIs("AWS::SNS::Topic", 0);
+  });
+
+  it("creates an Aurora Serverless v2 PostgreSQL cluster with the Data API, encrypted, deletion-protected", () => {
+    built.template.hasResourceProperties("AWS::RDS::DBCluster", {
+      Engine: "aurora-postgresql",
+      EnableHttpEndpoint: true,
+      StorageEncrypted: true,
+      DeletionProtection: true,
+      ServerlessV2ScalingConfiguration: { MinCapacity: 0, MaxCapacity: 4 },
+    });
+  });
+
+  it("puts the fleet config in standard SSM parameters under /kwc/fleet", () => {
+    built.template.hasResourceProperties("AWS::SSM::Parameter", {
+      Name: "/kwc/fleet/global",
+      Type: "String",
+      Tier: "Standard",
+    });
+  });
+
+  it("creates interface endpoints for every API the functions call, since the VPC has no NAT", () => {
+    const endpoints = Object.values(built.template.findResources("AWS::EC2::VPCEndpoint"));
+    const services = endpoints.map((endpoint) => JSON.stringify(endpoint.Properties.ServiceName));
+    for (const service of ["rds-data", "sqs", "secretsmanager", "ssm"]) {
+      expect(services.some((name) => name.includes(`.${service}"`))).toBe(true);
+    }
+    expect(endpoints).toHaveLength(4);
+    built.template.resourceCountIs("AWS::EC2::NatGateway", 0);
+  });
+
+  it("lets the functions' security group out only to HTTPS and Kamailio's JSON-RPC port", () => {
+    const group =
+      built.template.toJSON().Resources[
+        stack.getLogicalId(stack.network.functionSecurityGroup.node.defaultChild as never)
+      ];
+    const ports = (group.Properties.SecurityGroupEgress as { FromPort: number }[])
+      .map((rule) => rule.FromPort)
+      .sort();
+    expect(ports).toEqual([443, 5060]);
+  });
+
+  it("gives operators a policy that may invoke the on-demand function and nothing else", () => {
+    built.template.hasResourceProperties("AWS::IAM::ManagedPolicy", {
+      PolicyDocument: {
+        Statement: [
+          {
+            Action: "lambda:InvokeFunction",
+            Effect: "Allow",
+            Resource: stack.resolve(stack.onDemandCleanup.function.functionArn),
+          },
+        ],
+      },
+    });
+  });
+
+  it("schedules the reconciler every 5 minutes", () => {
+    built.template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(5 minutes)" });
+  });
+});
+
+describe("variants", () => {
+  it("import mode: uses the fleet's cluster, secret and VPC, creates none of them", () => {
+    const { stack, template } = buildStack({
+      database: {
+        mode: "import",
+        engine: "postgres",
+        clusterArn: IMPORTED_CLUSTER_ARN,
+        secretArn: IMPORTED_SECRET_ARN,
+      },
+      network: { importVpc: { ...IMPORTED_VPC, natAvailable: true } },
+    });
+    template.resourceCountIs("AWS::RDS::DBCluster", 0);
+    template.resourceCountIs("AWS::EC2::VPC", 0);
+    template.resourceCountIs("AWS::EC2::VPCEndpoint", 0);
+    const statements = allPolicyStatements(template);
+    const dataApi = statements.filter((statement) =>
+      actionsOf(statement).includes("rds-data:ExecuteStatement"),
+    );
+    expect(dataApi.length).toBe(3);
+    for (const statement of dataApi)
+      expect(JSON.stringify(stack.resolve(statement.Resource))).toContain("cluster:kamailio-fleet");
+    const secretReads = statements.filter(
+      (statement) =>
+        actionsOf(statement).includes("secretsmanager:GetSecretValue") &&
+        JSON.stringify(statement.Resource).includes("kamailio-dataapi"),
+    );
+    expect(secretReads.length).toBe(3);
+    for (const statement of secretReads) expect(statement.Resource).toBe(IMPORTED_SECRET_ARN);
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      VpcConfig: { SubnetIds: IMPORTED_VPC.privateSubnetIds },
+    });
+  });
+
+  it("import mode without NAT still gets the interface endpoints", () => {
+    const { template } = buildStack({
+      database: {
+        mode: "import",
+        engine: "mysql",
+        clusterArn: IMPORTED_CLUSTER_ARN,
+        secretArn: IMPORTED_SECRET_ARN,
+      },
+      network: { importVpc: IMPORTED_VPC },
+    });
+    template.resourceCountIs("AWS::EC2::VPCEndpoint", 4);
+  });
+
+  it("MySQL mode: Aurora MySQL with the Data API", () => {
+    const { template } = buildStack({ database: { mode: "create", engine: "mysql" } });
+    template.hasResourceProperties("AWS::RDS::DBCluster", {
+      Engine: "aurora-mysql",
+      EnableHttpEndpoint: true,
+      StorageEncrypted: true,
+    });
+    template.hasResourceProperties("AWS::SSM::Parameter", {
+      Name: "/kwc/fleet/global",
+      Value: Match.objectLike({
+        "Fn::Join": Match.arrayWith([Match.arrayWith([Match.stringLikeRegexp('"engine":"mysql"')])]),
+      }),
+    });
+  });
+
+  it("private REST ingest: private endpoint type, resource policy bound to the VPC endpoint, same authorizer header", () => {
+    const { stack, template } = buildStack({ ingest: { kind: "private-rest-api" } });
+    template.resourceCountIs("AWS::ApiGatewayV2::Api", 0);
+    template.hasResourceProperties("AWS::ApiGateway::RestApi", {
+      EndpointConfiguration: { Types: ["PRIVATE"] },
+      Policy: {
+        Statement: [
+          Match.objectLike({
+            Action: "execute-api:Invoke",
+            Condition: {
+              StringEquals: {
+                "aws:SourceVpce": stack.resolve(stack.ingest.executeApiEndpoint?.vpcEndpointId),
+              },
+            },
+          }),
+        ],
+      },
+    });
+    template.hasResourceProperties("AWS::ApiGateway::Authorizer", {
+      Type: "REQUEST",
+      IdentitySource: "method.request.header.x-kwc-key",
+      AuthorizerResultTtlInSeconds: 300,
+    });
+    template.hasResourceProperties("AWS::ApiGateway::Method", {
+      HttpMethod: "POST",
+      AuthorizationType: "CUSTOM",
+      Integration: Match.objectLike({ Type: "AWS", IntegrationHttpMethod: "POST" }),
+    });
+  });
+
+  it("alarm e-mail: a TLS-only topic receives every alarm", () => {
+    const { template } = buildStack({ monitoring: { alarmEmail: "ops@example.org" } });
+    template.resourceCountIs("AWS::SNS::Topic", 1);
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "ops@example.org",
+    });
+    for (const alarm of Object.values(template.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toHaveLength(1);
+    }
+  });
+
+  it("props flow through: maxReceiveCount, concurrency, worker timeout → visibility, reconcile rate", () => {
+    const { template } = buildStack({
+      queue: { maxReceiveCount: 8 },
+      worker: { timeout: Duration.seconds(60), maxConcurrency: 5 },
+      reconcileRate: Duration.minutes(15),
+    });
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      VisibilityTimeout: 360,
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 8 }),
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(15 minutes)" });
+  });
+
+  it("writes fleet nodes as one standard parameter each, with the generated token secret as reference", () => {
+    const { stack, template } = buildStack({
+      fleet: {
+        nodes: [
+          {
+            id: "ws-a",
+            rpcUrl: "http://10.20.1.5:5060/RPC",
+            statusUrl: "http://10.20.1.5:5060/kwc/status",
+            socketInfo: ["tcp:10.20.1.5:8080"],
+            watchersTable: "active_watchers_ws_a",
+            contactStyle: "nated",
+            kamailioVersion: "5.6.3",
+            subsDbMode: 3,
+            notifierProcesses: 0,
+          },
+        ],
+      },
+    });
+    const secretArn = stack.resolve(stack.fleetConfig.rpcTokenSecrets[0]?.secretArn);
+    template.hasResourceProperties("AWS::SSM::Parameter", {
+      Name: "/kwc/fleet/nodes/ws-a",
+      Tier: "Standard",
+      Value: {
+        "Fn::Join": [
+          "",
+          Match.arrayWith([Match.stringLikeRegexp('"tokenSecret":"secretsmanager:'), secretArn]),
+        ],
+      },
+    });
+  });
+});
