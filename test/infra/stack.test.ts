@@ -127,7 +127,7 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
       JSON.stringify(policy.Properties.Roles).includes(JSON.stringify(workerRole)),
     );
     const workerSends = (
-      workerPolicy?.Properties.PolicyDocument.Statement as Parameters<typeof actionsOf>[0][]
+      (workerPolicy?.Properties.PolicyDocument.Statement ?? []) as Parameters<typeof actionsOf>[0][]
     )
       .filter((statement) => actionsOf(statement).includes("sqs:SendMessage"))
       .map((statement) => statement.Resource);

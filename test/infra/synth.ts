@@ -53,6 +53,5 @@ export function allPolicyStatements(template: Template): Statement[] {
   );
 }
 
-export type PolicyStatementJson = Statement;
 export const actionsOf = (statement: Statement): string[] =>
   Array.isArray(statement.Action) ? statement.Action : [statement.Action];
