@@ -203,7 +203,10 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
       const run = tx.queue
         .catch(() => undefined)
         .then(() => withTimeout(tx.session, fn(tx.session), continueAfterTimeout));
-      tx.queue = run.then((r) => ("settled" in r ? r.settled : undefined));
+      tx.queue = run.then(
+        (r) => ("settled" in r ? r.settled : undefined),
+        () => undefined,
+      );
       const result = await run;
       tx.idleTimer.refresh();
       if ("timedOut" in result) throw timeoutError(result.timedOut);

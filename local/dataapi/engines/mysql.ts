@@ -169,7 +169,10 @@ function columnMetadata(f: MysqlField): ColumnMetadata {
     isCurrency: false,
     isCaseSensitive: f.characterSet === BINARY_CHARSET && !numeric,
     nullable: f.orgTable ? ((f.flags & FLAG_NOT_NULL) !== 0 ? 0 : 1) : 1,
-    precision: f.columnLength,
+    // DECIMAL's length counts the sign and the point; JDBC reports the digits
+    precision: DECIMAL_TYPES.has(f.columnType)
+      ? f.columnLength - (f.decimals > 0 ? 1 : 0) - (unsigned ? 0 : 1)
+      : f.columnLength,
     scale: f.decimals,
     arrayBaseColumnType: 0,
   };
