@@ -1,0 +1,92 @@
+// Shared wiring for the worker's integration tests: the local Data API server over the test
+// database, the real RDSDataClient, the Data API store, the real JSON-RPC client and a worker
+// built from them (the same factories the Lambda handler uses).
+import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
+import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
+import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
+import type { DeadLetterSink, DlqItem } from "../../../lambdas/core/ports.ts";
+import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
+import {
+  defaultTargets,
+  LOCAL_MYSQL_ARN,
+  LOCAL_POSTGRES_ARN,
+  LOCAL_SECRET_ARN,
+} from "../../../local/dataapi/config.ts";
+import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
+import type { Engine, TestDb } from "../../helpers/db.ts";
+import type { KamailioNode } from "../../helpers/kamailio.ts";
+
+export async function startDataApi(): Promise<{ server: DataApiServer; client: RDSDataClient }> {
+  const server = await startDataApiServer({ targets: defaultTargets(), statementTimeoutMs: 10_000 });
+  const client = new RDSDataClient({
+    endpoint: server.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+  });
+  return { server, client };
+}
+
+export function databaseConfig(db: TestDb): FleetConfig["database"] {
+  return {
+    engine: db.engine,
+    resourceArn: db.engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN,
+    secretArn: LOCAL_SECRET_ARN,
+    name: db.name,
+  };
+}
+
+export function nodeConfigOf(
+  node: KamailioNode,
+  contactStyle: NodeConfig["contactStyle"],
+  notifierProcesses = 0,
+): NodeConfig {
+  return {
+    id: node.nodeId,
+    rpcUrl: node.rpcUrl,
+    statusUrl: node.statusUrl,
+    tokenSecret: "env:UNUSED_IN_TESTS",
+    socketInfo: [node.socketInfo],
+    watchersTable: node.watchersTable,
+    contactStyle,
+    kamailioVersion: "5.6.3",
+    subsDbMode: 3,
+    notifierProcesses,
+  };
+}
+
+export class ArrayDlq implements DeadLetterSink {
+  items: DlqItem[] = [];
+  async send(items: DlqItem[]): Promise<void> {
+    this.items.push(...items);
+  }
+}
+
+export function workerFor(
+  fleet: FleetConfig,
+  client: RDSDataClient,
+  tokens: Map<string, string>,
+  extra: Partial<WorkerDeps> = {},
+) {
+  const tel = memoryTelemetry();
+  const dlq = new ArrayDlq();
+  const store = new DataApiWatcherStore(client, fleet.database);
+  const kamailio = new KamailioRpcClient({ token: async (n) => tokens.get(n.id) ?? "", timeoutMs: 3000 });
+  const deps: WorkerDeps = {
+    fleet: async () => fleet,
+    storeFor: () => store,
+    kamailio,
+    dlq,
+    telemetry: tel.telemetry,
+    ...extra,
+  };
+  return { run: createWorker(deps), tel, dlq, store, kamailio, deps };
+}
+
+export function envelopeOf(...events: unknown[]): string {
+  return JSON.stringify({ v: 1, events });
+}
+
+export type { Engine };
