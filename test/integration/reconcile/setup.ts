@@ -1,0 +1,162 @@
+// Shared set-up for the reconcile and CLI integration tests: a test database, the local Data API
+// server in front of it, Kamailio nodes with their own watchers tables, and the reconcile runtime
+// wired to them exactly as the Lambdas and `kwc` wire it (real RDSDataClient, real JSON-RPC client).
+import { writeFileSync } from "node:fs";
+import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
+import type { ReconcileRuntime } from "../../../lambdas/adapters/reconcile-runtime.ts";
+import { type FleetConfig, parseFleetConfig } from "../../../lambdas/core/fleet.ts";
+import { LOCAL_MYSQL_ARN, LOCAL_POSTGRES_ARN, LOCAL_SECRET_ARN } from "../../../local/dataapi/config.ts";
+import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
+import {
+  createTestDb,
+  DB_HOST,
+  type Engine,
+  KAMAILIO_PASSWORD,
+  KAMAILIO_USER,
+  MY_PORT,
+  PG_PORT,
+  type TestDb,
+} from "../../helpers/db.ts";
+import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
+import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
+import { waitUntil } from "../../helpers/wait.ts";
+
+export interface Bed {
+  engine: Engine;
+  db: TestDb;
+  dataApi: DataApiServer;
+  nodes: KamailioNode[];
+  fleet: FleetConfig;
+  runtime: ReconcileRuntime;
+  clients: SipWsClient[];
+  /** Env for a `kwc` child process (fleet file, tokens, Data API endpoint). */
+  cliEnv(extra?: Record<string, string>): NodeJS.ProcessEnv;
+  /** `$1` on PostgreSQL, `?` on MySQL. */
+  ph(n: number): string;
+  close(): Promise<void>;
+}
+
+export const tokenVar = (nodeId: string) =>
+  `KWC_TEST_TOKEN_${nodeId.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
+
+export async function startBed(
+  engine: Engine,
+  prefix: string,
+  nodeSpecs: { id: string; listenIp: string; table: string }[],
+): Promise<Bed> {
+  const db = await createTestDb(engine, prefix);
+  const resourceArn = engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN;
+  const dataApi = await startDataApiServer({
+    targets: [
+      {
+        resourceArn,
+        engine: engine === "postgres" ? "aurora-postgresql" : "aurora-mysql",
+        host: DB_HOST,
+        port: engine === "postgres" ? PG_PORT : MY_PORT,
+        user: KAMAILIO_USER,
+        password: KAMAILIO_PASSWORD,
+        database: db.name,
+      },
+    ],
+  });
+  const nodes: KamailioNode[] = [];
+  for (const spec of nodeSpecs) {
+    await db.createNodeTable(spec.table);
+    nodes.push(
+      await startKamailio({ nodeId: spec.id, db, watchersTable: spec.table, listenIp: spec.listenIp }),
+    );
+  }
+  const fleet = parseFleetConfig({
+    version: 1,
+    database: { engine, resourceArn, secretArn: LOCAL_SECRET_ARN, name: db.name },
+    nodes: nodes.map((n) => ({
+      id: n.nodeId,
+      rpcUrl: n.rpcUrl,
+      statusUrl: n.statusUrl,
+      tokenSecret: `env:${tokenVar(n.nodeId)}`,
+      socketInfo: [n.socketInfo],
+      watchersTable: n.watchersTable,
+      contactStyle: "nated",
+      kamailioVersion: "5.6.3",
+      subsDbMode: 3,
+      notifierProcesses: 0,
+    })),
+  });
+  const fleetFile = `/tmp/kwc-fleet-${db.name}.json`;
+  writeFileSync(fleetFile, JSON.stringify(fleet));
+  const tokens = Object.fromEntries(nodes.map((n) => [n.nodeId, n.rpcToken]));
+  const rdsData = new RDSDataClient({
+    endpoint: dataApi.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    maxAttempts: 1,
+  });
+  const clients: SipWsClient[] = [];
+  return {
+    engine,
+    db,
+    dataApi,
+    nodes,
+    fleet,
+    clients,
+    runtime: {
+      loadFleet: async () => fleet,
+      rdsData,
+      kamailio: new KamailioRpcClient({ token: async (node) => tokens[node.id] ?? "" }),
+    },
+    cliEnv: (extra = {}) => ({
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KWC_FLEET_CONFIG: `file:${fleetFile}`,
+      AWS_ENDPOINT_URL_RDS_DATA: dataApi.endpoint,
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+      ...Object.fromEntries(nodes.map((n) => [tokenVar(n.nodeId), n.rpcToken])),
+      ...extra,
+    }),
+    ph: (n) => (engine === "postgres" ? `$${n}` : "?"),
+    async close() {
+      for (const c of clients) c.close();
+      for (const n of nodes) await n.stop();
+      rdsData.destroy();
+      await dataApi.close();
+      await db.drop();
+    },
+  };
+}
+
+/** A client of `node` subscribed to `presentity` with its initial NOTIFY received. */
+export async function watcher(
+  bed: Bed,
+  node: KamailioNode,
+  user: string,
+  presentity: string,
+  event = "presence",
+): Promise<{ c: SipWsClient; sub: Subscription }> {
+  const c = await SipWsClient.connect(node.wsUrl, { user });
+  bed.clients.push(c);
+  const sub = await c.subscribe(presentity, { event });
+  if (sub.status !== 200) throw new Error(`SUBSCRIBE answered ${sub.status}`);
+  await c.waitForNotify((n) => n.callId === sub.callId);
+  return { c, sub };
+}
+
+/** Kills a client and waits until its node no longer lists the connection (core.tcp_list). */
+export async function killAndWaitGone(node: KamailioNode, c: SipWsClient, how: "rst" | "terminate" = "rst") {
+  await c.die(how);
+  await waitUntil(
+    async () => {
+      const { body } = await node.rpc("core.tcp_list");
+      const list = (body as { result?: { src_port: number; src_ip: string }[] }).result ?? [];
+      return !list.some((e) => e.src_port === c.localPort && e.src_ip === c.localAddress);
+    },
+    { timeoutMs: 10_000, what: `connection ${c.peer} gone from ${node.nodeId}` },
+  );
+}
+
+export async function callIdsIn(bed: Bed, table: string): Promise<string[]> {
+  const rows = await bed.db.query<{ callid: string }>(`SELECT callid FROM ${table} ORDER BY id`);
+  return rows.map((r) => r.callid);
+}
