@@ -1,0 +1,174 @@
+// Core scenarios on real Kamailio 5.6.3 (notifier_processes=0) through the local Data API server,
+// as a matrix: PostgreSQL with fix_nated_contact() and MariaDB (aurora-mysql) with
+// set_contact_alias(), for `presence` and `dialog` (BLF).
+//   1. GH #4118 fixed: after the worker handles the connection.closed event the stale row is gone
+//      and every survivor got its NOTIFY. Control: before the worker Kamailio keeps the row and a
+//      refresh starves the survivors.
+//   2. notify.failed deletes exactly its dialog; the same key in another letter case leaves it alone.
+//      Control: Kamailio keeps the row on a 410.
+import type { RDSDataClient } from "@aws-sdk/client-rds-data";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ConnectionClosed, KamailioEvent, NotifyFailed } from "../../../lambdas/core/contract.ts";
+import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
+import type { DataApiServer } from "../../../local/dataapi/server.ts";
+import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
+import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
+import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
+import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
+import { databaseConfig, envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+
+const MATRIX: { engine: Engine; style: "nated" | "alias"; listenIp: string }[] = [
+  { engine: "postgres", style: "nated", listenIp: "127.0.0.41" },
+  { engine: "mysql", style: "alias", listenIp: "127.0.0.42" },
+];
+
+describe.each(MATRIX)(
+  "worker on $engine with $style contacts, notifier_processes=0",
+  ({ engine, style, listenIp }) => {
+    let db: TestDb;
+    let rx: EventReceiver;
+    let node: KamailioNode;
+    let api: { server: DataApiServer; client: RDSDataClient };
+    let fleet: FleetConfig;
+    const clients: SipWsClient[] = [];
+    const ph = (n: number) => (engine === "postgres" ? `$${n}` : "?");
+    const worker = () => workerFor(fleet, api.client, new Map([[node.nodeId, node.rpcToken]]));
+
+    beforeAll(async () => {
+      db = await createTestDb(engine, "wmatrix");
+      rx = await startEventReceiver();
+      node = await startKamailio({
+        nodeId: `wm-${engine}`,
+        db,
+        listenIp,
+        contactStyle: style,
+        notifierProcesses: 0,
+        ingestUrl: rx.url,
+        ingestKey: rx.key,
+      });
+      api = await startDataApi();
+      fleet = {
+        version: 1,
+        database: databaseConfig(db),
+        notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
+        nodes: [nodeConfigOf(node, style)],
+      };
+    });
+
+    afterAll(async () => {
+      for (const c of clients) c.close();
+      await node?.stop();
+      await rx?.close();
+      await api?.server.close();
+      await db?.drop();
+    });
+
+    async function watch(user: string, presentity: string, event: string) {
+      const c = await SipWsClient.connect(node.wsUrl, { user });
+      clients.push(c);
+      const sub = await c.subscribe(presentity, { event });
+      expect(sub.status).toBe(200);
+      await c.waitForNotify((n) => n.callId === sub.callId);
+      return { c, sub };
+    }
+    const rowsOf = (sub: Subscription) =>
+      db.query(`SELECT id, contact FROM active_watchers WHERE callid = ${ph(1)}`, [sub.callId]);
+
+    it.each(["presence", "dialog"])(
+      "%s: the stale row is deleted and every survivor is notified",
+      async (event) => {
+        const presentity = `sip:boss-${event}@example.com`;
+        const publisher = await SipWsClient.connect(node.wsUrl, { user: `boss-${event}` });
+        clients.push(publisher);
+        expect(await publisher.publish(presentity, { event })).toBe(200);
+        const s1 = await watch(`s1-${event}`, presentity, event);
+        const s2 = await watch(`s2-${event}`, presentity, event);
+        const dead = await watch(`dead-${event}`, presentity, event);
+        // Make the dead row the first one notified (presence prepends an un-ordered scan).
+        if (engine === "postgres")
+          await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
+        const [deadRow] = (await rowsOf(dead.sub)) as { contact: string }[];
+        expect(deadRow?.contact).toContain(
+          style === "alias" ? `;alias=${dead.c.localAddress}~${dead.c.localPort}~5` : `@${dead.c.peer};`,
+        );
+
+        await dead.c.die("terminate");
+        const closedEvent = (await rx.waitFor(
+          (e) =>
+            e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",
+        )) as ConnectionClosed;
+
+        // Control: Kamailio alone keeps the stale row and a refresh starves the survivors.
+        const mark = [s1.c.notifies.length, s2.c.notifies.length];
+        const refresh = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
+        expect(refresh.status).toBe(500);
+        await s1.c.ping();
+        await s2.c.ping();
+        expect([s1.c.notifies.length, s2.c.notifies.length]).toEqual(mark);
+        expect(await rowsOf(dead.sub)).toHaveLength(1);
+
+        const w = worker();
+        const result = await w.run([{ messageId: `closed-${event}`, body: envelopeOf(closedEvent) }]);
+        expect(result.failedMessageIds).toEqual([]);
+        expect(await rowsOf(dead.sub)).toHaveLength(0);
+        expect(await rowsOf(s1.sub)).toHaveLength(1);
+        expect(await rowsOf(s2.sub)).toHaveLength(1);
+        await s1.c.ping();
+        await s2.c.ping();
+        for (const [i, s] of [s1, s2].entries()) {
+          const fresh = s.c.notifiesFor(s.sub).slice(mark[i]);
+          expect(fresh).toHaveLength(1);
+          expect(fresh[0]?.event).toBe(event);
+        }
+        expect(result.refreshes).toEqual([
+          { node: node.nodeId, presentityUri: presentity, event, outcome: "ok" },
+        ]);
+        expect(w.tel.audits).toEqual([
+          expect.objectContaining({
+            action: "watcher.deleted",
+            node: node.nodeId,
+            reason: "connection.closed",
+            cause: "tcp:closed",
+            presentity,
+            event,
+            watcher: `sip:dead-${event}@example.com`,
+            dialog: { callId: dead.sub.callId, toTag: dead.sub.toTag, fromTag: dead.sub.fromTag },
+            peer: `${dead.c.localAddress}:${dead.c.localPort}`,
+            sourceMessageId: `closed-${event}`,
+          }),
+        ]);
+      },
+    );
+
+    it("notify.failed deletes exactly its dialog; the key in another letter case leaves it alone", async () => {
+      const presentity = "sip:nf@example.com";
+      const publisher = await SipWsClient.connect(node.wsUrl, { user: "nf" });
+      clients.push(publisher);
+      expect(await publisher.publish(presentity)).toBe(200);
+      const gone = await watch("gone", presentity, "presence");
+      const keep = await watch("keep", presentity, "presence");
+      gone.c.answerNotifiesWith(410);
+      expect(await publisher.publish(presentity)).toBe(200);
+      const failed = (await rx.waitFor(
+        (e: KamailioEvent) => e.type === "notify.failed" && e.dialog.callId === gone.sub.callId,
+      )) as NotifyFailed;
+      expect(failed.code).toBe(410);
+      expect(await rowsOf(gone.sub)).toHaveLength(1); // control: Kamailio keeps the row on a 410 (it deletes on 404, 481, 408 itself)
+
+      const w = worker();
+      const upper = { ...failed, dialog: { ...failed.dialog, callId: failed.dialog.callId.toUpperCase() } };
+      expect(upper.dialog.callId).not.toBe(failed.dialog.callId);
+      const first = await w.run([{ messageId: "nf-upper", body: envelopeOf(upper) }]);
+      expect(first.failedMessageIds).toEqual([]);
+      expect(await rowsOf(gone.sub)).toHaveLength(1);
+
+      const second = await w.run([{ messageId: "nf", body: envelopeOf(failed) }]);
+      expect(second.failedMessageIds).toEqual([]);
+      expect(await rowsOf(gone.sub)).toHaveLength(0);
+      expect(await rowsOf(keep.sub)).toHaveLength(1);
+      expect(w.tel.audits.map((a) => [a.reason, a.notifyCode, a.dialog.callId])).toEqual([
+        ["notify.failed", 410, gone.sub.callId],
+      ]);
+    });
+  },
+);
