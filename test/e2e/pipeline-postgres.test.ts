@@ -1,0 +1,4 @@
+// End-to-end on the local pipeline, PostgreSQL.
+import { pipelineScenarios } from "./pipeline-scenario.ts";
+
+pipelineScenarios("postgres");
