@@ -178,6 +178,7 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     KWC_SIP_PORT: sipPort,
     KWC_RPC_PORT: rpcPort,
     KWC_RUN_DIR: runDir,
+    KWC_CTL_SOCK: `unix:${join(runDir, "kamailio_ctl")}`,
     KWC_DB_URL: opts.db.kamailioUrl,
     KWC_WATCHERS_TABLE: watchersTable,
     KWC_NOTIFIER_PROCESSES: opts.notifierProcesses ?? 0,
