@@ -117,17 +117,27 @@ const mysqlHintCast: Partial<Record<TypeHint, string>> = {
   TIMESTAMP: "DATETIME(6)",
 };
 
-/** MySQL: `:name` → `?` per occurrence (a repeated name binds its value again). */
-export function bindMysql(tokens: readonly Token[], parameters: readonly SqlParameter[]) {
+/**
+ * MySQL: `:name` → `?` per occurrence (a repeated name binds its value again). With `literal`, the
+ * escaped value is written in place of the `?` instead (the driver's own `?` substitution does not
+ * skip string literals, so a `'?'` in the SQL would take a value).
+ */
+export function bindMysql(
+  tokens: readonly Token[],
+  parameters: readonly SqlParameter[],
+  literal?: (value: unknown) => string,
+) {
   const byName = parameterMap(parameters);
   const values: unknown[] = [];
   const { sql } = rewriteParameters(tokens, (name) => {
     const value = byName.get(name);
     if (!value) throw missing(name);
-    values.push(driverValue(value));
+    let placeholder = "?";
+    if (literal) placeholder = literal(driverValue(value));
+    else values.push(driverValue(value));
     const cast =
       (value.kind === "string" || value.kind === "null") && value.hint && mysqlHintCast[value.hint];
-    return cast ? `CAST(? AS ${cast})` : "?";
+    return cast ? `CAST(${placeholder} AS ${cast})` : placeholder;
   });
   return { sql, values };
 }

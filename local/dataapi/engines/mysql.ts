@@ -254,7 +254,9 @@ export class MysqlEngine implements Engine {
         `Database error code: 1064. Message: You have an error in your SQL syntax (aurora-mysql is MySQL 8.0: ${refused}).`,
       );
     }
-    return bindMysql(tokens, parameters);
+    return bindMysql(tokens, parameters, (value) =>
+      mysql.escape(value as Parameters<typeof mysql.escape>[0]),
+    );
   }
 
   private pool(database: string): mysql.Pool {

@@ -217,6 +217,11 @@ describe.each(engines)("Data API on $engine", ({ engine, arn, sleep }) => {
     const r = await exec({ sql, parameters: [{ name: "v", value: { stringValue: "y" } }] });
     const row = r.records?.[0]?.map((f) => f.stringValue ?? f.longValue);
     expect(row).toEqual([":x", ":x", engine === "postgres" ? "':x" : "it's :x", 1, "y", "y!"]);
+    const question = await exec({
+      sql: "SELECT '?' AS q, :v AS v",
+      parameters: [{ name: "v", value: { stringValue: "?" } }],
+    });
+    expect(question.records).toEqual([[{ stringValue: "?" }, { stringValue: "?" }]]);
   });
 
   it("formats records as JSON with formatRecordsAs JSON", async () => {

@@ -62,6 +62,19 @@ describe("binding", () => {
     expect(out.values).toEqual([true, "10:00:00", true]);
   });
 
+  it("MySQL with a literal writer: values inline, a '?' in a string literal untouched", () => {
+    const out = bindMysql(
+      tokenize("SELECT '?', :a, :b", "mysql"),
+      [
+        { name: "a", value: { stringValue: "x'y" } },
+        { name: "b", value: { isNull: true } },
+      ],
+      (v) => (v === null ? "NULL" : `'${String(v).replace(/'/g, "''")}'`),
+    );
+    expect(out.sql).toBe("SELECT '?', 'x''y', NULL");
+    expect(out.values).toEqual([]);
+  });
+
   it("refuses missing, array and multi-member parameters", () => {
     const tokens = tokenize("SELECT :a", "postgres");
     expect(() => bindPostgres(tokens, [])).toThrow(/No value specified for parameter: a/);
