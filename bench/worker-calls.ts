@@ -1,0 +1,187 @@
+// Benchmark: Data API calls (counted by the local Data API server) and Kamailio RPCs per worker
+// batch, on PostgreSQL and on MariaDB behind the aurora-mysql mode.
+//   A: 10 connection.closed events of one node (no paging: 10 dead rows, 10 live rows)
+//   B: a mixed batch over 3 nodes (closed + notify.failed + presence.changed fan-out)
+// Needs the project's databases: `bash scripts/db.sh start all`. Run: `npx tsx bench/worker-calls.ts`.
+import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import { DataApiWatcherStore } from "../lambdas/adapters/data-api-store.ts";
+import { memoryTelemetry } from "../lambdas/adapters/telemetry.ts";
+import type { FleetConfig, NodeConfig } from "../lambdas/core/fleet.ts";
+import type { KamailioClient, TcpConnection } from "../lambdas/core/ports.ts";
+import { createWorker } from "../lambdas/core/worker.ts";
+import {
+  defaultTargets,
+  LOCAL_MYSQL_ARN,
+  LOCAL_POSTGRES_ARN,
+  LOCAL_SECRET_ARN,
+} from "../local/dataapi/config.ts";
+import { startDataApiServer } from "../local/dataapi/server.ts";
+import { createTestDb, type Engine, type TestDb } from "../test/helpers/db.ts";
+
+const AT = 1_795_621_085;
+const BOOT = "1795621085-9f3a61c2";
+
+function nodeOf(i: number): NodeConfig {
+  return {
+    id: `bench-${i}`,
+    rpcUrl: `http://127.0.0.${10 + i}:5081/RPC`,
+    statusUrl: `http://127.0.0.${10 + i}:5081/kwc/status`,
+    tokenSecret: "env:UNUSED",
+    socketInfo: [`tcp:127.0.0.${10 + i}:5080`],
+    watchersTable: `aw_bench_${i}`,
+    contactStyle: "nated",
+    kamailioVersion: "5.6.3",
+    subsDbMode: 3,
+    notifierProcesses: 0,
+  };
+}
+
+/** Kamailio stand-in that counts calls (the bench is about Data API round trips). */
+function countingKamailio() {
+  const calls = { tcpList: 0, refresh: 0, status: 0 };
+  const client: KamailioClient = {
+    async tcpList(): Promise<TcpConnection[]> {
+      calls.tcpList++;
+      return [];
+    },
+    async refreshWatchers() {
+      calls.refresh++;
+    },
+    async status() {
+      calls.status++;
+      return {};
+    },
+  };
+  return { client, calls };
+}
+
+let rowId = 1;
+async function insertRow(
+  db: TestDb,
+  node: NodeConfig,
+  contact: string,
+  presentity: string,
+  callId = `c${rowId}`,
+) {
+  const id = rowId++;
+  const p = db.engine === "postgres" ? (i: number) => `$${i}` : () => "?";
+  await db.query(
+    `INSERT INTO ${node.watchersTable} (id, presentity_uri, watcher_username, watcher_domain, to_user, to_domain, event, to_tag, from_tag, callid, local_cseq, remote_cseq, contact, expires, socket_info, local_contact, from_user, from_domain, updated, updated_winfo) VALUES (${p(1)}, ${p(2)}, 'w', 'example.com', 'p', 'example.com', 'presence', 'tt', 'ft', ${p(3)}, 0, 1, ${p(4)}, 2000000000, ${p(5)}, 'sip:x', 'w', 'example.com', -1, -1)`,
+    [id, presentity, callId, contact, node.socketInfo[0]],
+  );
+}
+
+async function benchEngine(engine: Engine) {
+  const db = await createTestDb(engine, "wbench");
+  const server = await startDataApiServer({ targets: defaultTargets() });
+  const rds = new RDSDataClient({
+    endpoint: server.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const nodes = [nodeOf(1), nodeOf(2), nodeOf(3)];
+  try {
+    for (const n of nodes) await db.createNodeTable(n.watchersTable);
+    const fleet: FleetConfig = {
+      version: 1,
+      database: {
+        engine,
+        resourceArn: engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN,
+        secretArn: LOCAL_SECRET_ARN,
+        name: db.name,
+      },
+      notifyFailureCodes: [404, 410, 481, 408],
+      nodes,
+    };
+    const [n1, n2, n3] = nodes as [NodeConfig, NodeConfig, NodeConfig];
+    // Scenario A rows: 10 dead peers + 10 live ones on node 1.
+    for (let i = 0; i < 10; i++) {
+      await insertRow(db, n1, `sip:d${i}@10.1.0.1:${20000 + i};transport=ws`, `sip:p${i % 3}@example.com`);
+      await insertRow(db, n1, `sip:l${i}@10.1.0.1:${30000 + i};transport=ws`, `sip:p${i % 3}@example.com`);
+    }
+    const run = async (label: string, body: string[]) => {
+      const k = countingKamailio();
+      const worker = createWorker({
+        fleet: async () => fleet,
+        storeFor: () => new DataApiWatcherStore(rds, fleet.database),
+        kamailio: k.client,
+        dlq: { send: async () => {} },
+        telemetry: memoryTelemetry().telemetry,
+      });
+      const before = server.stats.calls;
+      const t0 = performance.now();
+      const r = await worker(body.map((b, i) => ({ messageId: `m${i}`, body: b })));
+      const ms = performance.now() - t0;
+      console.log(
+        `${engine.padEnd(8)} ${label.padEnd(52)} dataApiCalls=${server.stats.calls - before}  deleted=${r.deleted}  ` +
+          `rpc: status=${k.calls.status} tcp_list=${k.calls.tcpList} refresh=${k.calls.refresh}  ${ms.toFixed(0)} ms`,
+      );
+    };
+    const closed = (node: string, port: number, ip = "10.1.0.1") => ({
+      type: "connection.closed",
+      node,
+      boot: BOOT,
+      peer: { ip, port },
+      transport: "ws",
+      cause: "tcp:reset",
+      at: AT,
+    });
+    await run("A: 10 connection.closed, one node", [
+      JSON.stringify({ v: 1, events: Array.from({ length: 10 }, (_, i) => closed(n1.id, 20000 + i)) }),
+    ]);
+    // Scenario B: node 1 gets 3 closed + 1 notify.failed, node 2 two closed, node 3 posts a change
+    // of a presentity watched on nodes 1 and 2 (fan-out).
+    for (let i = 0; i < 3; i++)
+      await insertRow(db, n1, `sip:e${i}@10.2.0.1:${40000 + i};transport=ws`, "sip:fan@example.com");
+    await insertRow(db, n1, "sip:nf@10.2.0.9:41000;transport=ws", "sip:fan@example.com", "nf-call");
+    for (let i = 0; i < 2; i++)
+      await insertRow(db, n2, `sip:f${i}@10.2.0.2:${42000 + i};transport=ws`, "sip:fan@example.com");
+    await insertRow(db, n2, "sip:live@10.2.0.2:43000;transport=ws", "sip:fan@example.com");
+    const mixed = [
+      JSON.stringify({ v: 1, events: [closed(n1.id, 40000, "10.2.0.1"), closed(n1.id, 40001, "10.2.0.1")] }),
+      JSON.stringify({
+        v: 1,
+        events: [
+          closed(n1.id, 40002, "10.2.0.1"),
+          {
+            type: "notify.failed",
+            node: n1.id,
+            boot: BOOT,
+            dialog: { callId: "nf-call", toTag: "tt", fromTag: "ft" },
+            presentity: "sip:fan@example.com",
+            event: "presence",
+            code: 410,
+            contact: "sip:nf@10.2.0.9:41000;transport=ws",
+            at: AT,
+          },
+          closed(n2.id, 42000, "10.2.0.2"),
+          closed(n2.id, 42001, "10.2.0.2"),
+        ],
+      }),
+      JSON.stringify({
+        v: 1,
+        events: [
+          {
+            type: "presence.changed",
+            node: n3.id,
+            boot: BOOT,
+            presentity: "sip:fan@example.com",
+            event: "presence",
+            at: AT,
+          },
+        ],
+      }),
+    ];
+    await run("B: mixed batch, 3 nodes (closed, failed, fan-out)", mixed);
+    await run("B again (duplicates: nothing left to delete)", mixed);
+  } finally {
+    rds.destroy();
+    await server.close();
+    await db.drop();
+  }
+}
+
+console.log(
+  "Data API calls per worker batch (local Data API server stats; Kamailio RPCs counted by a stand-in)",
+);
+for (const engine of ["postgres", "mysql"] as const) await benchEngine(engine);
