@@ -12,106 +12,148 @@ import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
+import { waitUntil } from "../../helpers/wait.ts";
 
-const ENGINES: { engine: Engine; listenIp: string }[] = [
-  { engine: "postgres", listenIp: "127.0.0.4" },
-  { engine: "mysql", listenIp: "127.0.0.5" },
+// A matrix, not a cross-product: the bug on both engines (nated contacts), once with alias
+// contacts, and notifier mode on MariaDB, where Kamailio deletes the undeliverable row itself.
+const MATRIX: {
+  engine: Engine;
+  listenIp: string;
+  notifierProcesses: 0 | 1;
+  contactStyle: "nated" | "alias";
+}[] = [
+  { engine: "postgres", listenIp: "127.0.0.4", notifierProcesses: 0, contactStyle: "nated" },
+  { engine: "mysql", listenIp: "127.0.0.5", notifierProcesses: 0, contactStyle: "nated" },
+  { engine: "postgres", listenIp: "127.0.0.15", notifierProcesses: 0, contactStyle: "alias" },
+  { engine: "mysql", listenIp: "127.0.0.16", notifierProcesses: 1, contactStyle: "nated" },
 ];
 
-describe.each(ENGINES)("GH #4118 on 5.6.3 with $engine, notifier_processes=0", ({ engine, listenIp }) => {
-  let db: TestDb;
-  let rx: EventReceiver;
-  let node: KamailioNode;
-  const clients: SipWsClient[] = [];
-  const ph = (n: number) => (engine === "postgres" ? `$${n}` : "?");
+describe.each(MATRIX)(
+  "GH #4118 on 5.6.3: $engine, notifier_processes=$notifierProcesses, $contactStyle contacts",
+  ({ engine, listenIp, notifierProcesses, contactStyle }) => {
+    let db: TestDb;
+    let rx: EventReceiver;
+    let node: KamailioNode;
+    const clients: SipWsClient[] = [];
+    const ph = (n: number) => (engine === "postgres" ? `$${n}` : "?");
 
-  beforeAll(async () => {
-    db = await createTestDb(engine, "kambug");
-    rx = await startEventReceiver();
-    node = await startKamailio({
-      nodeId: `bug-${engine}`,
-      db,
-      listenIp,
-      notifierProcesses: 0,
-      ingestUrl: rx.url,
-      ingestKey: rx.key,
+    beforeAll(async () => {
+      db = await createTestDb(engine, "kambug");
+      rx = await startEventReceiver();
+      node = await startKamailio({
+        nodeId: `bug-${engine}`,
+        db,
+        listenIp,
+        notifierProcesses,
+        contactStyle,
+        ingestUrl: rx.url,
+        ingestKey: rx.key,
+      });
     });
-  });
 
-  afterAll(async () => {
-    for (const c of clients) c.close();
-    await node?.stop();
-    await rx?.close();
-    await db?.drop();
-  });
+    afterAll(async () => {
+      for (const c of clients) c.close();
+      await node?.stop();
+      await rx?.close();
+      await db?.drop();
+    });
 
-  async function watch(user: string, presentity: string, event: string) {
-    const c = await SipWsClient.connect(node.wsUrl, { user });
-    clients.push(c);
-    const sub = await c.subscribe(presentity, { event });
-    expect(sub.status).toBe(200);
-    await c.waitForNotify((n) => n.callId === sub.callId);
-    return { c, sub };
-  }
+    async function watch(user: string, presentity: string, event: string) {
+      const c = await SipWsClient.connect(node.wsUrl, { user });
+      clients.push(c);
+      const sub = await c.subscribe(presentity, { event });
+      expect(sub.status).toBe(200);
+      await c.waitForNotify((n) => n.callId === sub.callId);
+      return { c, sub };
+    }
 
-  /** callids in the order Kamailio's SELECT returns them (no ORDER BY, as presence does). */
-  async function scanOrder(presentity: string, event: string): Promise<string[]> {
-    const rows = await db.query<{ callid: string }>(
-      `SELECT callid FROM active_watchers WHERE presentity_uri = ${ph(1)} AND event = ${ph(2)}`,
-      [presentity, event],
-    );
-    return rows.map((r) => r.callid);
-  }
-
-  const rowsOf = async (sub: Subscription) =>
-    db.query(`SELECT id FROM active_watchers WHERE callid = ${ph(1)}`, [sub.callId]);
-
-  it.each(["presence", "dialog"])(
-    "%s: a dead watcher first starves the survivors until its row is deleted",
-    async (event) => {
-      const presentity = `sip:boss-${event}@example.com`;
-      const publisher = await SipWsClient.connect(node.wsUrl, { user: `boss-${event}` });
-      clients.push(publisher);
-      expect(await publisher.publish(presentity, { event })).toBe(200);
-
-      const s1 = await watch(`s1-${event}`, presentity, event);
-      const s2 = await watch(`s2-${event}`, presentity, event);
-      const dead = await watch(`dead-${event}`, presentity, event);
-      if (engine === "postgres") {
-        await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
-      }
-      const order = await scanOrder(presentity, event);
-      expect(order).toHaveLength(3);
-      expect(order.at(-1)).toBe(dead.sub.callId); // last in the scan = notified first
-
-      await dead.c.die("terminate");
-      await rx.waitFor(
-        (e) => e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",
+    /** callids in the order Kamailio's SELECT returns them (no ORDER BY, as presence does). */
+    async function scanOrder(presentity: string, event: string): Promise<string[]> {
+      const rows = await db.query<{ callid: string }>(
+        `SELECT callid FROM active_watchers WHERE presentity_uri = ${ph(1)} AND event = ${ph(2)}`,
+        [presentity, event],
       );
+      return rows.map((r) => r.callid);
+    }
 
-      const mark = { s1: s1.c.notifies.length, s2: s2.c.notifies.length };
-      const first = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
-      expect(first.status).toBe(500);
-      expect(first.body.error).toEqual({ code: 500, message: "Execution failed" });
-      // sync mode: every NOTIFY of the refresh is on the wire before the RPC returns; ping = barrier
-      await s1.c.ping();
-      await s2.c.ping();
-      expect(s1.c.notifies.length - mark.s1).toBe(0);
-      expect(s2.c.notifies.length - mark.s2).toBe(0);
-      expect(await rowsOf(dead.sub)).toHaveLength(1); // the stale row stays
+    const rowsOf = async (sub: Subscription) =>
+      db.query<{ contact: string }>(`SELECT contact FROM active_watchers WHERE callid = ${ph(1)}`, [
+        sub.callId,
+      ]);
 
-      // what the service does: delete the stale row, refresh again -> every survivor is notified
-      await db.query(`DELETE FROM active_watchers WHERE callid = ${ph(1)}`, [dead.sub.callId]);
-      const second = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
-      expect(second.status).toBe(200);
-      await s1.c.ping();
-      await s2.c.ping();
-      for (const s of [s1, s2]) {
-        const fresh = s.c.notifiesFor(s.sub).slice(s === s1 ? mark.s1 : mark.s2);
-        expect(fresh).toHaveLength(1);
-        expect(fresh[0]?.event).toBe(event);
-        expect(fresh[0]?.subscriptionState).toMatch(/^active/);
-      }
-    },
-  );
-});
+    it.each(["presence", "dialog"])(
+      "%s: a dead watcher notified first (sync: 500, row stays, survivors starve until it is deleted; notifier: Kamailio deletes it)",
+      async (event) => {
+        const presentity = `sip:boss-${event}@example.com`;
+        const publisher = await SipWsClient.connect(node.wsUrl, { user: `boss-${event}` });
+        clients.push(publisher);
+        expect(await publisher.publish(presentity, { event })).toBe(200);
+
+        const s1 = await watch(`s1-${event}`, presentity, event);
+        const s2 = await watch(`s2-${event}`, presentity, event);
+        const dead = await watch(`dead-${event}`, presentity, event);
+        if (engine === "postgres") {
+          await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
+        }
+        const order = await scanOrder(presentity, event);
+        expect(order).toHaveLength(3);
+        expect(order.at(-1)).toBe(dead.sub.callId); // last in the scan = notified first
+
+        // the row names the connection only through its contact
+        const [deadRow] = await rowsOf(dead.sub);
+        const { localAddress: ip, localPort: port } = dead.c;
+        expect(deadRow?.contact).toContain(
+          contactStyle === "alias" ? `;alias=${ip}~${port}~5` : `@${ip}:${port};`,
+        );
+
+        await dead.c.die("terminate");
+        await rx.waitFor(
+          (e) =>
+            e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",
+        );
+
+        if (notifierProcesses === 1) {
+          // notifier mode: the RPC only marks rows; the notifier fails on the dead row, deletes it and
+          // goes on, so survivors are notified within waitn_time (1 s) and nothing is left to clean
+          const marked = { s1: s1.c.notifies.length, s2: s2.c.notifies.length };
+          const refresh = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
+          expect(refresh.status).toBe(200);
+          await s1.c.waitForNotify(
+            (n) => n.callId === s1.sub.callId && s1.c.notifies.indexOf(n) >= marked.s1,
+          );
+          await s2.c.waitForNotify(
+            (n) => n.callId === s2.sub.callId && s2.c.notifies.indexOf(n) >= marked.s2,
+          );
+          await waitUntil(async () => (await rowsOf(dead.sub)).length === 0, {
+            what: "Kamailio deleting the dead row",
+          });
+          return;
+        }
+
+        const mark = { s1: s1.c.notifies.length, s2: s2.c.notifies.length };
+        const first = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
+        expect(first.status).toBe(500);
+        expect(first.body.error).toEqual({ code: 500, message: "Execution failed" });
+        // sync mode: every NOTIFY of the refresh is on the wire before the RPC returns; ping = barrier
+        await s1.c.ping();
+        await s2.c.ping();
+        expect(s1.c.notifies.length - mark.s1).toBe(0);
+        expect(s2.c.notifies.length - mark.s2).toBe(0);
+        expect(await rowsOf(dead.sub)).toHaveLength(1); // the stale row stays
+
+        // what the service does: delete the stale row, refresh again -> every survivor is notified
+        await db.query(`DELETE FROM active_watchers WHERE callid = ${ph(1)}`, [dead.sub.callId]);
+        const second = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
+        expect(second.status).toBe(200);
+        await s1.c.ping();
+        await s2.c.ping();
+        for (const s of [s1, s2]) {
+          const fresh = s.c.notifiesFor(s.sub).slice(s === s1 ? mark.s1 : mark.s2);
+          expect(fresh).toHaveLength(1);
+          expect(fresh[0]?.event).toBe(event);
+          expect(fresh[0]?.subscriptionState).toMatch(/^active/);
+        }
+      },
+    );
+  },
+);
