@@ -34,12 +34,12 @@ export async function freePorts(count: number, host = "127.0.0.1"): Promise<numb
 }
 
 /**
- * A loopback address 127.0.0.x (x in 2..254) for a Kamailio node, distinct per call within this
- * process and spread across vitest workers by pid, so parallel test files rarely share one.
- * Ports are still picked per address, so sharing would not conflict anyway.
+ * A loopback address for a Kamailio node or a client: 127.<20 + pid % 200>.<n / 250>.<2 + n % 250>,
+ * distinct per call within this process and, by pid, across parallel vitest workers (all of
+ * 127.0.0.0/8 is on lo). Ports are picked free per address anyway, so a clash would not break.
  */
 let nextHost = 0;
 export function loopbackAddress(): string {
-  const base = (process.pid * 7 + nextHost++ * 13) % 240;
-  return `127.0.${10 + (base % 200)}.${2 + ((base * 31 + nextHost) % 250)}`;
+  const n = nextHost++;
+  return `127.${20 + (process.pid % 200)}.${Math.floor(n / 250) % 256}.${2 + (n % 250)}`;
 }
