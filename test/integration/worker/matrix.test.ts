@@ -172,3 +172,83 @@ describe.each(MATRIX)(
     });
   },
 );
+
+// notifier_processes=1 where FINDINGS.md says it works on 5.6.3 (MariaDB, db_table_lock_type=0).
+// Kamailio's notifier deletes an undeliverable row itself, but only when it next tries to NOTIFY
+// it; what only the worker does is delete it at once on the close event, with an audit record.
+describe("worker on mysql with nated contacts, notifier_processes=1", () => {
+  let db: TestDb;
+  let rx: EventReceiver;
+  let node: KamailioNode;
+  let api: { server: DataApiServer; client: RDSDataClient };
+  const clients: SipWsClient[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDb("mysql", "wnotif");
+    rx = await startEventReceiver();
+    node = await startKamailio({
+      nodeId: "wm-notifier",
+      db,
+      listenIp: "127.0.0.43",
+      notifierProcesses: 1,
+      ingestUrl: rx.url,
+      ingestKey: rx.key,
+    });
+    api = await startDataApi();
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await node?.stop();
+    await rx?.close();
+    await api?.server.close();
+    await db?.drop();
+  });
+
+  it("deletes the stale row on the close event, before Kamailio would, and the survivor is still notified", async () => {
+    const presentity = "sip:nm@example.com";
+    const publisher = await SipWsClient.connect(node.wsUrl, { user: "nm" });
+    clients.push(publisher);
+    expect(await publisher.publish(presentity)).toBe(200);
+    const watch = async (user: string) => {
+      const c = await SipWsClient.connect(node.wsUrl, { user });
+      clients.push(c);
+      const sub = await c.subscribe(presentity);
+      expect(sub.status).toBe(200);
+      await c.waitForNotify((n) => n.callId === sub.callId);
+      return { c, sub };
+    };
+    const survivor = await watch("nm-s");
+    const dead = await watch("nm-dead");
+    await dead.c.die("terminate");
+    const closedEvent = (await rx.waitFor(
+      (e) => e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",
+    )) as ConnectionClosed;
+    const rowsOf = (sub: Subscription) =>
+      db.query("SELECT id FROM active_watchers WHERE callid = ?", [sub.callId]);
+    // Control: with no NOTIFY due, Kamailio's notifier leaves the stale row alone.
+    expect(await rowsOf(dead.sub)).toHaveLength(1);
+
+    const fleet: FleetConfig = {
+      version: 1,
+      database: databaseConfig(db),
+      notifyFailureCodes: [481, 408, 404, 410],
+      nodes: [nodeConfigOf(node, "nated", 1)],
+    };
+    const w = workerFor(fleet, api.client, new Map([[node.nodeId, node.rpcToken]]));
+    const mark = survivor.c.notifiesFor(survivor.sub).length;
+    const result = await w.run([{ messageId: "nm-1", body: envelopeOf(closedEvent) }]);
+    expect(result.failedMessageIds).toEqual([]);
+    expect(await rowsOf(dead.sub)).toHaveLength(0);
+    expect(w.tel.audits.map((a) => [a.reason, a.dialog.callId])).toEqual([
+      ["connection.closed", dead.sub.callId],
+    ]);
+    expect(result.refreshes.map((r) => r.outcome)).toEqual(["ok"]);
+    // The notifier process sends the refresh's NOTIFY asynchronously (waitn_time=1 in tests).
+    await survivor.c.waitForNotify(
+      (n) => n.callId === survivor.sub.callId && survivor.c.notifiesFor(survivor.sub).length > mark,
+      10_000,
+    );
+    expect(await rowsOf(survivor.sub)).toHaveLength(1);
+  });
+});
