@@ -9,7 +9,7 @@ import type { DatabaseConfig } from "../core/fleet.ts";
 import type { WatcherRow } from "../core/ports.ts";
 import type { ReconcileStore, RowFilter } from "../core/reconcile-sweep.ts";
 import { DATA_API_RESPONSE_LIMIT, type Dialect, dialogKeyClause, ParamBuilder } from "../core/sql.ts";
-import { rowFromRecord, type Statement, WATCHER_COLUMNS } from "../core/watcher-sql.ts";
+import type { Statement } from "../core/watcher-sql.ts";
 import { DataApiExecutor } from "./data-api-store.ts";
 
 /** Pages aim at half the response limit, so one unusually wide row cannot push a page over it. */
@@ -45,6 +45,38 @@ function isTooLarge(error: unknown): boolean {
   );
 }
 
+/**
+ * What a sweep reads per row: less than the worker's WATCHER_COLUMNS (the watcher and socket
+ * filters run in SQL), since 100k rows per node cross the Data API on every sweep.
+ */
+export const SWEEP_COLUMNS = [
+  "id",
+  "presentity_uri",
+  "event",
+  "contact",
+  "callid",
+  "to_tag",
+  "from_tag",
+  "expires",
+] as const;
+
+export function sweepRowFromRecord(values: readonly unknown[], socketInfo: string): WatcherRow {
+  const text = (i: number) => String(values[i] ?? "");
+  return {
+    id: Number(values[0]),
+    presentityUri: text(1),
+    event: text(2),
+    contact: text(3),
+    callId: text(4),
+    toTag: text(5),
+    fromTag: text(6),
+    expires: Number(values[7]),
+    watcherUsername: "",
+    watcherDomain: "",
+    socketInfo,
+  };
+}
+
 export function filterClause(dialect: Dialect, filter: RowFilter, params: ParamBuilder): string {
   const where = [`socket_info IN ${params.list(filter.socketInfo)}`];
   if (filter.presentity !== undefined)
@@ -68,7 +100,7 @@ export function selectPageStatement(
 ): Statement {
   const params = new ParamBuilder();
   const sql =
-    `SELECT ${WATCHER_COLUMNS.join(", ")} FROM ${dialect.ident(table)}` +
+    `SELECT ${SWEEP_COLUMNS.join(", ")} FROM ${dialect.ident(table)}` +
     ` WHERE id > ${params.add(afterId)} AND ${filterClause(dialect, filter, params)}` +
     ` ORDER BY id LIMIT ${Math.trunc(limit)}`;
   return { sql, params: params.params };
@@ -188,7 +220,9 @@ export class DataApiReconcileStore implements ReconcileStore {
           Math.max(MIN_PAGE_ROWS, Math.floor(TARGET_PAGE_BYTES / widest)),
         );
       }
-      return { rows: records.map(rowFromRecord), done: records.length < limit };
+      // socket_info is not read back: every row matched one of the node's sockets in SQL.
+      const socket = filter.socketInfo[0] ?? "";
+      return { rows: records.map((r) => sweepRowFromRecord(r, socket)), done: records.length < limit };
     }
   }
 

@@ -111,7 +111,7 @@ export class RequestError extends Error {
   override name = "RequestError";
 }
 
-const DEFAULT_DELETE_CHUNK = 500;
+const DEFAULT_DELETE_CHUNK = 1000;
 
 function splitAor(aor: string): { username: string; domain: string } {
   const bare = aor.replace(/^sips?:/, "");
