@@ -1,6 +1,7 @@
 // The peer matcher and its SQL pre-selection: table-driven cases and fast-check properties.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import type { ContactStyle } from "../../../lambdas/core/fleet.ts";
 import {
   aliasPeerOf,
@@ -13,7 +14,17 @@ import {
   peerKey,
 } from "../../../lambdas/core/peer.ts";
 import { likePattern } from "../../../lambdas/core/sql.ts";
-import { sqlLike } from "./fakes.ts";
+import { createWorker } from "../../../lambdas/core/worker.ts";
+import {
+  envelope,
+  FakeKamailio,
+  fleetOf,
+  MemoryStore,
+  nodeConfig,
+  RecordingDlq,
+  sqlLike,
+  watcherRow,
+} from "./fakes.ts";
 
 /** What the store's SQL selects: any LIKE shape over LOWER(contact). */
 function sqlSelects(contact: string, peer: Peer, style: ContactStyle): boolean {
@@ -164,6 +175,76 @@ describe("matcher properties", () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+});
+
+describe("worker property: exactly the node's dead rows are deleted", () => {
+  it("no live row is ever deleted and every dead row of the node is", async () => {
+    const style = fc.constantFrom<"nated" | "alias">("nated", "alias");
+    const scenario = fc
+      .tuple(style, fc.uniqueArray(peer, { minLength: 2, maxLength: 8, selector: (p) => peerKey(p) }))
+      .chain(([s, peers]) =>
+        fc.tuple(
+          fc.constant(s),
+          fc.tuple(
+            ...peers.map((p) =>
+              fc.record({
+                peer: fc.constant(p),
+                contact: contactFor(p, s),
+                live: fc.boolean(),
+                otherNode: fc.boolean(),
+                eventSent: fc.boolean(),
+              }),
+            ),
+          ),
+        ),
+      );
+    await fc.assert(
+      fc.asyncProperty(scenario, async ([s, entries]) => {
+        const n1 = nodeConfig("node-1", { contactStyle: s });
+        const n2 = nodeConfig("node-2", { contactStyle: s });
+        const store = new MemoryStore();
+        const kamailio = new FakeKamailio();
+        const rows = entries.map((e) =>
+          watcherRow({ contact: e.contact, socketInfo: (e.otherNode ? n2 : n1).socketInfo[0] as string }),
+        );
+        rows.forEach((r, i) => {
+          store.rows(entries[i]?.otherNode ? n2.watchersTable : n1.watchersTable).push(r);
+        });
+        kamailio.live.set(
+          "node-1",
+          entries.filter((e) => e.live).map((e) => e.peer),
+        );
+        const events = entries
+          .filter((e) => e.eventSent)
+          .map((e) => ({
+            type: "connection.closed",
+            node: "node-1",
+            boot: "1795621085-9f3a61c2",
+            peer: e.peer,
+            cause: "tcp:closed",
+            at: 1_795_621_085,
+          }));
+        if (events.length === 0) return;
+        const run = createWorker({
+          fleet: async () => fleetOf([n1, n2]),
+          storeFor: () => store,
+          kamailio,
+          dlq: new RecordingDlq(),
+          telemetry: memoryTelemetry().telemetry,
+        });
+        const r = await run([{ messageId: "m", body: envelope(...events) }]);
+        expect(r.failedMessageIds).toEqual([]);
+        const remaining = new Set(
+          [...store.rows(n1.watchersTable), ...store.rows(n2.watchersTable)].map((x) => x.id),
+        );
+        entries.forEach((e, i) => {
+          const shouldGo = e.eventSent && !e.live && !e.otherNode;
+          expect(remaining.has(rows[i]?.id as number)).toBe(!shouldGo);
+        });
+      }),
+      { numRuns: 150 },
     );
   });
 });
