@@ -113,4 +113,23 @@ describe("connection.closed on Kamailio 5.6.3", () => {
       expect(r.headers["content-type"]).toBe("application/json");
     }
   });
+
+  it("reports a mass disconnect completely, in envelopes within the default bounds (50 events, 16 KiB)", async () => {
+    const count = 120;
+    const crowd = await Promise.all(
+      Array.from({ length: count }, (_, i) => SipWsClient.connect(node.wsUrl, { user: `crowd${i}` })),
+    );
+    clients.push(...crowd);
+    const before = rx.requests.length;
+    await Promise.all(crowd.map((c) => c.die("rst")));
+    for (const c of crowd) await rx.waitFor(closedFor(c), 15_000);
+    const bodies = rx.requests.slice(before).filter((r) => r.status === 200);
+    const sizes = bodies.map((r) => (JSON.parse(r.body) as { events: unknown[] }).events.length);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(count);
+    for (const r of bodies) expect(Buffer.byteLength(r.body)).toBeLessThanOrEqual(16_384);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(50);
+    expect(bodies.length).toBeLessThan(count); // batched, not one POST per event
+    expect(rx.rejections).toEqual([]);
+    console.log(`mass disconnect: ${count} events in ${bodies.length} envelopes (${sizes.join(" ")})`);
+  });
 });
