@@ -1,0 +1,100 @@
+import { ExecuteStatementCommand, RDSDataClient } from "@aws-sdk/client-rds-data";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { ReconcileRuntime } from "../../../lambdas/adapters/reconcile-runtime.ts";
+import { parseFleetConfig } from "../../../lambdas/core/fleet.ts";
+import type { KamailioClient } from "../../../lambdas/core/ports.ts";
+import { createCleanupHandler } from "../../../lambdas/handlers/cleanup.ts";
+import { createReconcilerHandler } from "../../../lambdas/handlers/reconciler.ts";
+
+const node = (id: string, ip: string) => ({
+  id,
+  rpcUrl: `http://${ip}:5081/RPC`,
+  statusUrl: `http://${ip}:5081/kwc/status`,
+  tokenSecret: "env:T",
+  socketInfo: [`tcp:${ip}:8080`],
+  watchersTable: `aw_${id}`,
+  contactStyle: "nated",
+  kamailioVersion: "5.6.3",
+  subsDbMode: 3,
+  notifierProcesses: 0,
+});
+const fleet = parseFleetConfig({
+  version: 1,
+  database: { engine: "postgres", resourceArn: "arn:r", secretArn: "arn:s", name: "kamailio" },
+  nodes: [node("n1", "10.0.0.1"), node("n2", "10.0.0.2")],
+});
+
+const rds = mockClient(RDSDataClient);
+const calls: string[] = [];
+const kamailio: KamailioClient = {
+  status: async (n) => {
+    calls.push(`status ${n.id}`);
+    return {
+      boot: "1800000000-abcd",
+      version: "5.6.3",
+      subsDbMode: 3,
+      notifierProcesses: 0,
+      watchersTable: n.watchersTable,
+    };
+  },
+  tcpList: async () => [],
+  refreshWatchers: async () => {},
+};
+const runtime: ReconcileRuntime = { loadFleet: async () => fleet, rdsData: new RDSDataClient({}), kamailio };
+
+beforeEach(() => {
+  rds.reset();
+  calls.length = 0;
+  rds.on(ExecuteStatementCommand).callsFake((input: { sql: string }) =>
+    input.sql.startsWith("SELECT DISTINCT")
+      ? {
+          records: [
+            [{ stringValue: input.sql.includes("aw_n1") ? "tcp:10.0.0.1:8080" : "tcp:10.0.0.2:8080" }],
+          ],
+        }
+      : { records: [] },
+  );
+});
+
+describe("cleanup handler", () => {
+  const handler = createCleanupHandler(runtime);
+
+  it("answers invalid requests with a readable BadRequest, never a stack", async () => {
+    expect(await handler({ scope: "everything" })).toEqual({
+      ok: false,
+      error: { type: "BadRequest", message: expect.stringMatching(/^invalid request: scope: /) },
+    });
+    expect(await handler({ scope: "node", node: "n9" })).toEqual({
+      ok: false,
+      error: { type: "BadRequest", message: 'unknown node "n9"; the fleet config has: n1, n2' },
+    });
+  });
+
+  it("runs a valid request and returns the report", async () => {
+    const answer = await handler({ scope: "reconcile", node: "n2", dryRun: true });
+    expect(answer.ok).toBe(true);
+    if (!answer.ok) return;
+    expect(answer.report.nodes.map((n) => [n.node, n.outcome, n.bootId])).toEqual([
+      ["n2", "done", "1800000000-abcd"],
+    ]);
+  });
+});
+
+describe("reconciler handler", () => {
+  it("sweeps every node", async () => {
+    const out = await createReconcilerHandler(runtime)({}, { getRemainingTimeInMillis: () => 60_000 });
+    expect(out.totals).toMatchObject({ nodesDone: 2, nodesNotReached: 0 });
+  });
+
+  it("stops cleanly when the time budget is spent and reports the nodes it did not reach", async () => {
+    const logged: string[] = [];
+    const out = await createReconcilerHandler(runtime, { log: (m) => logged.push(m) })(
+      {},
+      { getRemainingTimeInMillis: () => 5_000 },
+    );
+    expect(out.totals).toMatchObject({ nodesDone: 0, nodesNotReached: 2 });
+    expect(calls).toEqual([]);
+    expect(logged).toEqual(["reconcile n1: not-reached", "reconcile n2: not-reached"]);
+  });
+});
