@@ -23,7 +23,7 @@ export interface NetworkProps {
   readonly importVpc?: ImportedVpcProps;
   /** AZs of a created VPC. @default 2 */
   readonly maxAzs?: number;
-  /** Kamailio JSON-RPC/status ports the functions may call (security group egress). @default [5060] */
+  /** Kamailio JSON-RPC/status ports the functions may call (security group egress; KWC_RPC_PORT of kamailio/kamailio.cfg). @default [5081] */
   readonly kamailioRpcPorts?: number[];
   /** Retention of the created VPC's flow logs (rejected traffic). @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
@@ -57,7 +57,7 @@ export function validateNetworkProps(props: NetworkProps): readonly string[] {
     );
     problems.require(props.maxAzs === undefined, "maxAzs applies to a created VPC only, not with importVpc");
   }
-  const ports = props.kamailioRpcPorts ?? [5060];
+  const ports = props.kamailioRpcPorts ?? [5081];
   problems.require(ports.length > 0, "kamailioRpcPorts must name at least one port");
   problems.require(
     ports.every((port) => isWholeNumberIn(port, 1, 65535)),
@@ -120,7 +120,7 @@ export class Network extends Construct {
       allowAllOutbound: false,
     });
     this.functionSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs");
-    for (const port of props.kamailioRpcPorts ?? [5060]) {
+    for (const port of props.kamailioRpcPorts ?? [5081]) {
       this.functionSecurityGroup.addEgressRule(
         ec2.Peer.ipv4(this.vpc.vpcCidrBlock),
         ec2.Port.tcp(port),

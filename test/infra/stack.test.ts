@@ -254,7 +254,7 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     const ports = (group.Properties.SecurityGroupEgress as { FromPort: number }[])
       .map((rule) => rule.FromPort)
       .sort();
-    expect(ports).toEqual([443, 5060]);
+    expect(ports).toEqual([443, 5081]);
   });
 
   it("gives operators a policy that may invoke the on-demand function and nothing else", () => {
