@@ -86,6 +86,7 @@ export interface KamailioNode {
   log(): string;
   /** Stop and start again on the same ports; bootId changes. */
   restart(): Promise<void>;
+  /** SIGTERM by pid (SIGKILL after 5 s), then removes the run dir unless KWC_KEEP_KAMAILIO_LOGS=1. */
   stop(): Promise<void>;
 }
 
@@ -239,20 +240,26 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
       }
     },
     async restart() {
-      await node.stop();
+      await halt();
       await launch();
     },
     async stop() {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
-      c.kill("SIGTERM");
-      const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-      live.delete(c);
+      await halt();
+      // run dir and log go too, unless kept for debugging (KWC_KEEP_KAMAILIO_LOGS=1)
+      if (!process.env.KWC_KEEP_KAMAILIO_LOGS) rmSync(runDir, { recursive: true, force: true });
     },
   };
+
+  async function halt(): Promise<void> {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+    c.kill("SIGTERM");
+    const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+    live.delete(c);
+  }
 
   async function launch(): Promise<void> {
     const { file, argv } = runtime.command(args, { cfgPath: SHIPPED_CFG, runDir });
@@ -274,7 +281,7 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
       bootId = status.boot;
       node.bootId = bootId;
     } catch (e) {
-      await node.stop();
+      await halt();
       const tail = node.log().split("\n").slice(-30).join("\n");
       throw new Error(`${(e as Error).message}\n--- ${logFile} (tail) ---\n${tail}`);
     }
@@ -282,9 +289,4 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
 
   await launch();
   return node;
-}
-
-/** Removes a node's run dir (logs included); call after stop() when the log is not wanted. */
-export function removeRunDir(node: KamailioNode): void {
-  rmSync(node.runDir, { recursive: true, force: true });
 }
