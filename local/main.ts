@@ -8,15 +8,13 @@
  * SIP-over-WebSocket client connects, keeps a live status line, and on Ctrl-C stops everything
  * it started (Kamailio process groups, servers, timers) before exiting.
  */
-import { execFileSync } from "node:child_process";
-import { createWriteStream, existsSync, readdirSync } from "node:fs";
+import { createWriteStream, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type Engine, MY_PORT, PG_PORT } from "./db.ts";
-import { KAMAILIO_BIN } from "./kamailio.ts";
+import { divertJsonLines, ensureServices, ROOT } from "./services.ts";
 import { CLEANUP_FUNCTION_NAME, type LocalStack, type StackCounters, startLocalStack } from "./stack.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const STATE_DIR = resolve(process.env.KWC_STATE_DIR ?? join(ROOT, ".state"), "local");
 
 const { values } = parseArgs({
@@ -48,18 +46,6 @@ function say(line: string): void {
   process.stderr.write(`[kwc] ${line}\n`);
 }
 
-/** OS services: install them when missing (scripts/setup.sh), then start our own DB instance. */
-function ensureServices(): void {
-  const pgBinaries = existsSync("/usr/lib/postgresql") && readdirSync("/usr/lib/postgresql").length > 0;
-  if (!existsSync(KAMAILIO_BIN) || !pgBinaries || !existsSync("/usr/sbin/mariadbd")) {
-    say("Kamailio or database server packages are missing: running scripts/setup.sh");
-    execFileSync("bash", [join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
-  }
-  execFileSync("bash", [join(ROOT, "scripts/db.sh"), "start", engine === "postgres" ? "pg" : "mysql"], {
-    stdio: "inherit",
-  });
-}
-
 function metricSum(metrics: Record<string, number>, include: RegExp, exclude = /fail|error|skip/i): number {
   let total = 0;
   for (const [name, value] of Object.entries(metrics))
@@ -89,15 +75,11 @@ async function statusLine(stack: LocalStack, counters: StackCounters): Promise<s
 }
 
 async function main(): Promise<void> {
-  ensureServices();
+  ensureServices(engine, say);
   // Handler logs (JSON lines from Powertools) go to a file; the terminal keeps the status line.
+  mkdirSync(STATE_DIR, { recursive: true });
   const serviceLog = createWriteStream(join(STATE_DIR, "service.log"), { flags: "a" });
-  const terminalWrite = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
-    const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : "";
-    if (text.startsWith("{")) return serviceLog.write(text);
-    return (terminalWrite as (...a: unknown[]) => boolean)(chunk, ...rest);
-  }) as typeof process.stdout.write;
+  divertJsonLines((text) => serviceLog.write(text));
 
   const existing = values["existing-kamailio"];
   if (existing && (!values["rpc-url"] || !values["socket-info"] || !process.env.KWC_RPC_TOKEN)) {

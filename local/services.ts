@@ -1,0 +1,42 @@
+/**
+ * OS services local mode needs: installs Kamailio and the database server packages through
+ * scripts/setup.sh when they are missing, then starts the project's own database instance for
+ * `engine` (scripts/db.sh is idempotent). Shared by `npm start` and `npm run demo`.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Engine } from "./db.ts";
+import { KAMAILIO_BIN } from "./kamailio.ts";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+
+export function ensureServices(engine: Engine, say: (line: string) => void): void {
+  const pgBinaries = existsSync("/usr/lib/postgresql") && readdirSync("/usr/lib/postgresql").length > 0;
+  if (!existsSync(KAMAILIO_BIN) || !pgBinaries || !existsSync("/usr/sbin/mariadbd")) {
+    say("Kamailio or database server packages are missing: running scripts/setup.sh");
+    execFileSync("bash", [join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
+  }
+  execFileSync("bash", [join(ROOT, "scripts/db.sh"), "start", engine === "postgres" ? "pg" : "mysql"], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+}
+
+/**
+ * Handler logs are JSON lines on stdout (Powertools): send them to `file` so the terminal keeps
+ * what a person reads. Returns a function that restores stdout.
+ */
+export function divertJsonLines(write: (text: string) => void): () => void {
+  const terminalWrite = process.stdout.write;
+  process.stdout.write = function divert(this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+    const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : "";
+    if (text.startsWith("{")) {
+      write(text);
+      return true;
+    }
+    return (terminalWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof process.stdout.write;
+  return () => {
+    process.stdout.write = terminalWrite;
+  };
+}
