@@ -26,9 +26,10 @@ export function runtimeFromEnv(env: NodeJS.ProcessEnv = process.env, fleetSpec?:
   const ssm = new SSMClient({});
   const secretsManager = new SecretsManagerClient({});
   const secret = cachedSecrets({ ssm, secretsManager, env });
-  const spec = fleetSpec ?? env.KWC_FLEET_CONFIG;
   return {
     loadFleet: cached(() => {
+      // read when first needed: local mode may set the variable after importing the handler
+      const spec = fleetSpec ?? env.KWC_FLEET_CONFIG;
       if (!spec)
         throw new Error(
           "no fleet config: set KWC_FLEET_CONFIG (file:/abs/fleet.json or ssm-path:/kwc/fleet)",
