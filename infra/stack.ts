@@ -55,6 +55,8 @@ export interface KamailioWatcherCleanupStackProps extends StackProps {
   };
   /** @default Duration.minutes(5) */
   readonly reconcileRate?: Duration;
+  /** A sweep's time limit; at most the rate, so sweeps never overlap. @default Duration.minutes(5) */
+  readonly reconcileTimeout?: Duration;
   /** @default { path: "/kwc/fleet", nodes: [], generated JSON-RPC token secret } */
   readonly fleet?: {
     readonly path?: string;
@@ -88,7 +90,7 @@ export function validateStackProps(props: KamailioWatcherCleanupStackProps): rea
     validateEventQueueProps({ ...props.queue, consumerTimeout: worker.timeout ?? Duration.seconds(30) }),
   );
   problems.add(validateCleanupWorkerProps(worker));
-  problems.add(validateReconcilerProps({ rate: props.reconcileRate }));
+  problems.add(validateReconcilerProps({ rate: props.reconcileRate, timeout: props.reconcileTimeout }));
   problems.add(validateFleetConfigProps(props.fleet ?? {}));
   problems.add(validateEventIngestProps(props.ingest ?? {}, true));
   problems.add(validateMonitoringProps(props.monitoring ?? {}));
@@ -170,6 +172,7 @@ export class KamailioWatcherCleanupStack extends Stack {
       ...shared,
       entry: entry("reconciler"),
       rate: props.reconcileRate,
+      timeout: props.reconcileTimeout,
     });
     this.onDemandCleanup = new OnDemandCleanup(this, "OnDemandCleanup", {
       ...placement,

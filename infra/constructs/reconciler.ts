@@ -39,6 +39,10 @@ export function validateReconcilerProps(props: Pick<ReconcilerProps, "rate" | "t
     `reconcile rate must be whole minutes, at least 1 (got ${rate} s)`,
   );
   problems.require(isWholeNumberIn(timeout, 10, 900), `reconciler timeout must be 10-900 s (got ${timeout})`);
+  problems.require(
+    timeout <= rate,
+    `reconciler timeout (${timeout} s) must not exceed the reconcile rate (${rate} s): sweeps would overlap on the same nodes`,
+  );
   return problems.all;
 }
 

@@ -25,6 +25,7 @@ describe("props are validated up front, with every problem in one error", () => 
         },
         worker: { maxConcurrency: 1, batchSize: 50, maxBatchingWindow: Duration.seconds(0) },
         reconcileRate: Duration.seconds(90),
+        reconcileTimeout: Duration.minutes(10),
         monitoring: { alarmEmail: "not-an-address" },
       }),
     );
@@ -37,6 +38,7 @@ describe("props are validated up front, with every problem in one error", () => 
       expect.stringContaining("batchSize must be 1-10"),
       expect.stringContaining("maxConcurrency must be 2-1000"),
       expect.stringContaining("reconcile rate must be whole minutes"),
+      expect.stringContaining("reconciler timeout (600 s) must not exceed the reconcile rate (90 s)"),
       expect.stringContaining('alarmEmail "not-an-address"'),
     ]);
   });
