@@ -2,9 +2,14 @@
 // batch, on PostgreSQL and on MariaDB behind the aurora-mysql mode.
 //   A: 10 connection.closed events of one node (no paging: 10 dead rows, 10 live rows)
 //   B: a mixed batch over 3 nodes (closed + notify.failed + presence.changed fan-out)
-// Needs the project's databases: `bash scripts/db.sh start all`. Run: `npx tsx bench/worker-calls.ts`.
+//   C: the liveness guard's cost: core.tcp_list latency and reply size with N WebSocket connections
+//      on a real Kamailio 5.6.3 (the worker calls it at most once per node per batch)
+// Needs the project's databases: `bash scripts/db.sh start all`. Run: `npx tsx bench/worker-calls.ts`
+// (`--connections 100,250,700` chooses N for part C, the default; `--connections 0` skips it).
 import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import WebSocket from "ws";
 import { DataApiWatcherStore } from "../lambdas/adapters/data-api-store.ts";
+import { KamailioRpcClient } from "../lambdas/adapters/kamailio-rpc.ts";
 import { memoryTelemetry } from "../lambdas/adapters/telemetry.ts";
 import type { FleetConfig, NodeConfig } from "../lambdas/core/fleet.ts";
 import type { KamailioClient, TcpConnection } from "../lambdas/core/ports.ts";
@@ -17,6 +22,7 @@ import {
 } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { createTestDb, type Engine, type TestDb } from "../test/helpers/db.ts";
+import { startKamailio } from "../test/helpers/kamailio.ts";
 
 const AT = 1_795_621_085;
 const BOOT = "1795621085-9f3a61c2";
@@ -181,7 +187,76 @@ async function benchEngine(engine: Engine) {
   }
 }
 
+async function benchTcpList(counts: number[]) {
+  const db = await createTestDb("postgres", "wbenchtcp");
+  const node = await startKamailio({ nodeId: "bench-tcp", db, listenIp: "127.0.0.46" });
+  const sockets: WebSocket[] = [];
+  try {
+    const cfg: NodeConfig = { ...nodeOf(1), id: node.nodeId, rpcUrl: node.rpcUrl, statusUrl: node.statusUrl };
+    const rpc = new KamailioRpcClient({ token: async () => node.rpcToken, timeoutMs: 30_000 });
+    for (const n of counts) {
+      while (sockets.length < n) {
+        // Open in small groups: a burst of hundreds of handshakes overflows the listen backlog on 2 cores.
+        const group = Array.from({ length: Math.min(10, n - sockets.length) }, async () => {
+          const ws = new WebSocket(node.wsUrl, "sip");
+          ws.on("error", () => {}); // a late reset after the bench must not crash it
+          await new Promise<void>((resolve, reject) => {
+            ws.once("open", () => resolve());
+            ws.once("error", reject);
+          });
+          return ws;
+        });
+        const opened = await Promise.allSettled(group);
+        for (const o of opened) if (o.status === "fulfilled") sockets.push(o.value);
+        const failed = opened.find((o) => o.status === "rejected");
+        if (failed) {
+          // The test bed starts Kamailio with 64 MB of shared memory (about 780 connections).
+          const lastError = node.log().trim().split("\n").at(-1) ?? "";
+          console.log(
+            `core.tcp_list: stopped at ${sockets.length} connections (${String(failed.reason)}; ${lastError.trim()})`,
+          );
+          return;
+        }
+      }
+      const times: number[] = [];
+      let entries = 0;
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        const list = await rpc.tcpList(cfg);
+        times.push(performance.now() - t0);
+        entries = list.filter((c) => c.type === "WS").length;
+      }
+      const raw = await fetch(node.rpcUrl, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${node.rpcToken}`,
+          connection: "close",
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", method: "core.tcp_list", id: 1 }),
+      });
+      const bytes = (await raw.text()).length;
+      times.sort((a, b) => a - b);
+      console.log(
+        `core.tcp_list with ${String(n).padStart(5)} WS connections: ${entries} WS entries, reply ${(bytes / 1024).toFixed(1)} KiB ` +
+          `(${(bytes / Math.max(1, entries)).toFixed(0)} B/conn), median ${times[2]?.toFixed(1)} ms, max ${times[4]?.toFixed(1)} ms (5 calls)`,
+      );
+    }
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await node.stop();
+    await db.drop();
+  }
+}
+
+const connArg = process.argv.indexOf("--connections");
+const connectionCounts = (connArg >= 0 ? (process.argv[connArg + 1] ?? "") : "100,250,700")
+  .split(",")
+  .map(Number)
+  .filter((n) => n > 0);
+
 console.log(
   "Data API calls per worker batch (local Data API server stats; Kamailio RPCs counted by a stand-in)",
 );
 for (const engine of ["postgres", "mysql"] as const) await benchEngine(engine);
+if (connectionCounts.length > 0) await benchTcpList(connectionCounts);
