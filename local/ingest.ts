@@ -35,6 +35,8 @@ export interface IngestStats {
   forbidden: number;
   tooLarge: number;
   failed: number;
+  /** Requests answered 503 while the ingest was made unavailable (an outage, for tests). */
+  unavailable: number;
 }
 
 export interface IngestServer {
@@ -42,6 +44,11 @@ export interface IngestServer {
   url: string;
   eventsUrl: string;
   stats: Readonly<IngestStats>;
+  /**
+   * false: every POST gets 503 and nothing is queued, as during an ingest outage (Kamailio keeps
+   * and re-queues its envelopes, then drops them after its retries; the reconciler catches up).
+   */
+  setAvailable(up: boolean): void;
   close(): Promise<void>;
 }
 
@@ -76,7 +83,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
 }
 
 export async function startIngestServer(options: IngestOptions): Promise<IngestServer> {
-  const stats: IngestStats = { accepted: 0, unauthorized: 0, forbidden: 0, tooLarge: 0, failed: 0 };
+  const stats: IngestStats = {
+    accepted: 0,
+    unauthorized: 0,
+    forbidden: 0,
+    tooLarge: 0,
+    failed: 0,
+    unavailable: 0,
+  };
+  let available = true;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "").split("?")[0];
@@ -94,6 +109,11 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
       stats.forbidden++;
       req.resume();
       return reply(res, 403, { message: "Forbidden" });
+    }
+    if (!available) {
+      stats.unavailable++;
+      req.resume();
+      return reply(res, 503, { message: "Service Unavailable" });
     }
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
     if (declared > options.maxBodyBytes) {
@@ -137,6 +157,9 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     url,
     eventsUrl: `${url}/events`,
     stats,
+    setAvailable(up) {
+      available = up;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

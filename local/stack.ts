@@ -66,6 +66,9 @@ export interface StackCounters {
   metrics: Record<string, number>;
   reconcileRuns: number;
   reconcileErrors: number;
+  /** Rows the reconciler deleted and presentities it refreshed (its reports' totals). */
+  reconcileDeleted: number;
+  reconcileRefreshes: number;
 }
 
 export interface NodeInfo {
@@ -97,6 +100,8 @@ export interface LocalStack {
   resumeWorker(): void;
   /** Runs the reconciler once now (what the timer does). */
   reconcileNow(): Promise<unknown>;
+  /** Restarts the reconciler timer with this period; 0 stops it. */
+  setReconcileEvery(ms: number): void;
   /** Total rows in the nodes' watchers tables. */
   watcherRows(): Promise<Record<string, number>>;
   /** Data API fault injection, when the server offers it. */
@@ -204,6 +209,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       metrics: {},
       reconcileRuns: 0,
       reconcileErrors: 0,
+      reconcileDeleted: 0,
+      reconcileRefreshes: 0,
     };
     cleanups.push(tapMetrics(counters.metrics));
     // The handlers' SQS clients follow fauxqs queue URLs (sqs.<region>.localhost): loopback.
@@ -406,6 +413,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         },
         lambdaContext("kwc-reconciler", 300_000),
       )
+        .then((report) => {
+          const totals = (report as { totals?: { deleted?: number; refreshes?: number } }).totals;
+          counters.reconcileDeleted += totals?.deleted ?? 0;
+          counters.reconcileRefreshes += totals?.refreshes ?? 0;
+          return report;
+        })
         .catch((error: unknown) => {
           counters.reconcileErrors++;
           log(`local: reconcile failed: ${(error as Error).message}`);
@@ -415,14 +428,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         });
       return reconciling;
     };
-    const every = options.reconcileEveryMs ?? 60_000;
-    if (reconciler && every > 0) {
-      const timer = setInterval(() => void reconcileNow(), every);
-      cleanups.push(async () => {
-        clearInterval(timer);
-        await reconciling;
-      });
-    }
+    let reconcileTimer: NodeJS.Timeout | undefined;
+    const setReconcileEvery = (ms: number) => {
+      clearInterval(reconcileTimer);
+      reconcileTimer = reconciler && ms > 0 ? setInterval(() => void reconcileNow(), ms) : undefined;
+    };
+    setReconcileEvery(options.reconcileEveryMs ?? 60_000);
+    cleanups.push(async () => {
+      clearInterval(reconcileTimer);
+      await reconciling;
+    });
 
     const watcherRows = async () => {
       const db = await connectLocalDb(options.engine, options.database);
@@ -457,6 +472,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         if (!poller) startPoller();
       },
       reconcileNow,
+      setReconcileEvery,
       watcherRows,
       dataApiFaults: dataApi.faults,
       stop: stopAll,
