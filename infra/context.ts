@@ -57,6 +57,7 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
             vpcCidrBlock: text(read, "vpcCidr") ?? "",
             availabilityZones: list(read, "availabilityZones") ?? [],
             privateSubnetIds: list(read, "privateSubnetIds") ?? [],
+            privateSubnetRouteTableIds: list(read, "privateSubnetRouteTableIds"),
             natAvailable: bool(read, "natAvailable"),
           }
         : undefined,

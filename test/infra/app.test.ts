@@ -17,6 +17,13 @@ import { IMPORTED_CLUSTER_ARN, IMPORTED_SECRET_ARN, IMPORTED_VPC } from "./synth
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const noBundling = { "aws:cdk:bundling-stacks": [] };
+/** What the stack sets in the functions' environment (references only). */
+const handlerEnv = {
+  AWS_REGION: "eu-west-1",
+  KWC_FLEET_CONFIG: "ssm-path:/kwc/fleet",
+  KWC_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+  KWC_INGEST_SECRET_ARN: IMPORTED_SECRET_ARN,
+};
 
 function synthFromContext(context: Record<string, unknown>): Template {
   const { app, stack } = createApp({ context: { ...noBundling, ...context } });
@@ -72,7 +79,7 @@ describe("cdk synth through the CLI, bundling the real handlers", () => {
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
 
-  it("synthesizes the default app offline with no credentials; each function bundle has a source map", async () => {
+  it("synthesizes the default app offline with no credentials; each bundle has a source map and loads", async () => {
     outDir = await mkdtemp(join(tmpdir(), "kwc-cdk-out-"));
     const env: NodeJS.ProcessEnv = {};
     for (const [name, value] of Object.entries(process.env)) {
@@ -104,6 +111,17 @@ describe("cdk synth through the CLI, bundling the real handlers", () => {
       const files = await readdir(assetDir);
       expect(files).toEqual(expect.arrayContaining(["index.mjs", "index.mjs.map"]));
       expect((await stat(join(assetDir, "index.mjs"))).size).toBeGreaterThan(1000);
+      // The ESM bundle loads on Node and exports the handler (module-load code runs, no AWS call).
+      const loaded = await run(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `const m = await import(${JSON.stringify(join(assetDir, "index.mjs"))}); process.stdout.write(typeof m.handler);`,
+        ],
+        { env: { ...env, ...handlerEnv }, timeout: 30_000 },
+      );
+      expect(loaded.stdout).toBe("function");
     }
   });
 });
