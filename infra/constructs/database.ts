@@ -1,6 +1,6 @@
 import { RemovalPolicy } from "aws-cdk-lib";
 import type * as ec2 from "aws-cdk-lib/aws-ec2";
-import type * as iam from "aws-cdk-lib/aws-iam";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as rds from "aws-cdk-lib/aws-rds";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
@@ -42,6 +42,15 @@ export type DatabaseProps = (ImportedDatabaseProps | CreatedDatabaseProps) & {
   /** @default - the VPC's isolated/private subnets */
   readonly vpcSubnets?: ec2.SubnetSelection;
 };
+
+/** What `DatabaseCluster.grantDataApiAccess` grants; the same for an imported cluster. */
+const DATA_API_ACTIONS = [
+  "rds-data:BatchExecuteStatement",
+  "rds-data:BeginTransaction",
+  "rds-data:CommitTransaction",
+  "rds-data:ExecuteStatement",
+  "rds-data:RollbackTransaction",
+];
 
 const CLUSTER_ARN = /^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster:[A-Za-z][A-Za-z0-9-]{0,62}$/;
 const SECRET_ARN =
@@ -85,7 +94,8 @@ export class Database extends Construct {
   readonly databaseName: string;
   /** Set when this construct created the cluster. */
   readonly cluster?: rds.DatabaseCluster;
-  private readonly dataApi: rds.IDatabaseCluster;
+  /** Unset for an imported cluster: its ARN may name another account or region than the stack's. */
+  private readonly dataApi?: rds.IDatabaseCluster;
   private readonly secret: secretsmanager.ISecret;
 
   constructor(scope: Construct, id: string, props: DatabaseProps) {
@@ -99,12 +109,6 @@ export class Database extends Construct {
     if (props.mode === "import") {
       this.engine = props.engine;
       this.secret = secretsmanager.Secret.fromSecretCompleteArn(this, "Secret", props.secretArn);
-      const clusterIdentifier = props.clusterArn.split(":").pop() ?? "";
-      this.dataApi = rds.DatabaseCluster.fromDatabaseClusterAttributes(this, "Cluster", {
-        clusterIdentifier,
-        secret: this.secret,
-        dataApiEnabled: true,
-      });
       this.clusterArn = props.clusterArn;
       this.secretArn = props.secretArn;
       return;
@@ -161,8 +165,13 @@ export class Database extends Construct {
     }
   }
 
-  /** rds-data:* on this cluster and read access to its secret, nothing more. */
+  /** The five rds-data actions on this cluster's exact ARN and read access to its secret, nothing more. */
   grantDataApiAccess(grantee: iam.IGrantable): void {
-    this.dataApi.grantDataApiAccess(grantee);
+    if (this.dataApi) {
+      this.dataApi.grantDataApiAccess(grantee);
+      return;
+    }
+    iam.Grant.addToPrincipal({ grantee, actions: DATA_API_ACTIONS, resourceArns: [this.clusterArn] });
+    this.secret.grantRead(grantee);
   }
 }
