@@ -3,6 +3,7 @@
 // wired to them exactly as the Lambdas and `kwc` wire it (real RDSDataClient, real JSON-RPC client).
 import { writeFileSync } from "node:fs";
 import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import pg from "pg";
 import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
 import type { ReconcileRuntime } from "../../../lambdas/adapters/reconcile-runtime.ts";
 import { type FleetConfig, parseFleetConfig } from "../../../lambdas/core/fleet.ts";
@@ -122,9 +123,34 @@ export async function startBed(
       for (const n of nodes) await n.stop();
       rdsData.destroy();
       await dataApi.close();
+      if (engine === "postgres") await dataApiBackendsGone(db.name);
       await db.drop();
     },
   };
+}
+
+/**
+ * Waits (bounded) until only the test helper's own pool (≤ 2) still uses the database: pg's
+ * Pool.end() resolves before its sockets close, and drop()'s DROP … WITH (FORCE) would kill a
+ * Data API server client that no longer has an error listener (an unhandled error in vitest).
+ */
+async function dataApiBackendsGone(database: string): Promise<void> {
+  const admin = new pg.Client({ host: DB_HOST, port: PG_PORT, user: "postgres", database: "postgres" });
+  await admin.connect();
+  try {
+    await waitUntil(
+      async () => {
+        const { rows } = await admin.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1",
+          [database],
+        );
+        return (rows[0]?.n ?? 0) <= 2;
+      },
+      { timeoutMs: 5000, what: `Data API connections to ${database} closed` },
+    );
+  } finally {
+    await admin.end();
+  }
 }
 
 /** A client of `node` subscribed to `presentity` with its initial NOTIFY received. */
