@@ -152,3 +152,18 @@ describe("kwc output", () => {
     expect(table(["a", "bb"], [["xyz", "1"]])).toBe("a    bb\n---  --\nxyz  1");
   });
 });
+
+describe("progress bar", () => {
+  it("draws a bar when the total is known and a count otherwise, and clears the line at the end", async () => {
+    const { progressBar } = await import("../../../cli/output.ts");
+    const written: string[] = [];
+    const stream = { write: (s: string) => written.push(s) } as unknown as NodeJS.WriteStream;
+    const bar = progressBar(stream);
+    bar.update({ node: "n1", phase: "rows", done: 500 });
+    bar.update({ node: "n1", phase: "delete", done: 10, total: 10 });
+    bar.end();
+    expect(written[0]).toContain("n1 rows 500");
+    expect(written[1]).toContain(`n1 delete [${"#".repeat(24)}] 10/10`);
+    expect(written.at(-1)).toBe("\r\x1b[2K");
+  });
+});
