@@ -13,7 +13,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type Engine, MY_PORT, PG_PORT } from "./db.ts";
 import { divertJsonLines, ensureServices, ROOT } from "./services.ts";
-import { CLEANUP_FUNCTION_NAME, type LocalStack, type StackCounters, startLocalStack } from "./stack.ts";
+import { CLEANUP_FUNCTION_NAME, startLocalStack } from "./stack.ts";
+import { statusLine } from "./status.ts";
 
 const STATE_DIR = resolve(process.env.KWC_STATE_DIR ?? join(ROOT, ".state"), "local");
 
@@ -44,34 +45,6 @@ if (engine !== "postgres" && engine !== "mysql") {
 
 function say(line: string): void {
   process.stderr.write(`[kwc] ${line}\n`);
-}
-
-function metricSum(metrics: Record<string, number>, include: RegExp, exclude = /fail|error|skip/i): number {
-  let total = 0;
-  for (const [name, value] of Object.entries(metrics))
-    if (include.test(name) && !exclude.test(name)) total += value;
-  return total;
-}
-
-async function statusLine(stack: LocalStack, counters: StackCounters): Promise<string> {
-  const dlq = await stack.sqs.depth("dlq").catch(() => undefined);
-  const rows = await stack.watcherRows().catch(() => undefined);
-  const parts = [
-    `events in ${counters.eventsIn}`,
-    `rows deleted ${metricSum(counters.metrics, /delet/i)}`,
-    `refreshes ${metricSum(counters.metrics, /refresh/i)}`,
-    `rejects ${counters.rejects}`,
-    `DLQ ${dlq ? dlq.visible : "?"}`,
-    `watchers ${
-      rows
-        ? Object.entries(rows)
-            .map(([n, c]) => `${n}=${c}`)
-            .join(" ")
-        : "?"
-    }`,
-    `reconciles ${counters.reconcileRuns}`,
-  ];
-  return parts.join(" | ");
 }
 
 async function main(): Promise<void> {
@@ -143,7 +116,7 @@ async function main(): Promise<void> {
   const tty = process.stderr.isTTY;
   let last = "";
   const ticker = setInterval(() => {
-    void statusLine(stack, stack.counters).then((line) => {
+    void statusLine(stack).then((line) => {
       if (stopping) return;
       if (tty) process.stderr.write(`\r\x1b[2K${line}`);
       else if (line !== last) process.stderr.write(`${line}\n`);

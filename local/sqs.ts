@@ -3,9 +3,8 @@
  * wired with the same redrive policy as the stack.
  *
  * fauxqs queue URLs use `sqs.<region>.localhost`, which does not resolve here: our clients get an
- * explicit endpoint and `useQueueUrlAsEndpoint: false`. The handlers' default clients follow the
- * QueueUrl host, so the local stack also resolves `*.localhost` to 127.0.0.1 in-process
- * (`interceptLocalhostDns`, see local/stack.ts).
+ * explicit endpoint and `useQueueUrlAsEndpoint: false`, and so does the worker's DLQ client when
+ * `AWS_ENDPOINT_URL_SQS` is set (lambdas/handlers/worker.ts), so no DNS trick is needed.
  */
 import {
   CreateQueueCommand,

@@ -11,7 +11,6 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Context, SQSEvent } from "aws-lambda";
-import { interceptLocalhostDns } from "fauxqs";
 import { parseMessage } from "../lambdas/core/parse.ts";
 import { connectLocalDb, DB_PASSWORD, DB_USER, dbPort, type Engine, kamailioDbUrl } from "./db.ts";
 import { type IngestServer, startIngestServer } from "./ingest.ts";
@@ -213,8 +212,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       reconcileRefreshes: 0,
     };
     cleanups.push(tapMetrics(counters.metrics));
-    // The handlers' SQS clients follow fauxqs queue URLs (sqs.<region>.localhost): loopback.
-    cleanups.push(interceptLocalhostDns("localhost"));
 
     // Secrets: fresh per run, handed to Kamailio through its environment and to the service
     // through a file reference (never in the fleet config itself, never logged).

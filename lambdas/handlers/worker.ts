@@ -65,7 +65,11 @@ function buildDefaultHandler() {
     fleet: cached(() => loadFleetConfig(spec, awsDeps), FLEET_CONFIG_TTL_MS),
     storeFor: storeCache(new RDSDataClient({})),
     kamailio: new KamailioRpcClient({ token: (node) => secrets(node.tokenSecret) }),
-    dlq: new SqsDeadLetterSink(new SQSClient({}), dlqUrl),
+    // With AWS_ENDPOINT_URL_SQS (local mode) every call goes there, not to the QueueUrl's host.
+    dlq: new SqsDeadLetterSink(
+      new SQSClient({ useQueueUrlAsEndpoint: !process.env.AWS_ENDPOINT_URL_SQS }),
+      dlqUrl,
+    ),
     telemetry: powertoolsTelemetry(logger, metrics),
     flush: () => metrics.publishStoredMetrics(),
   });

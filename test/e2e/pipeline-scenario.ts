@@ -5,9 +5,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FaultInjector } from "../../local/dataapi/server.ts";
 import { type LocalStack, startLocalStack } from "../../local/stack.ts";
+import { statusLine } from "../../local/status.ts";
 import { createTestDb, type Engine, type TestDb } from "../helpers/db.ts";
 import { loopbackAddress } from "../helpers/ports.ts";
 import { SipWsClient } from "../helpers/sip-ws-client.ts";
@@ -98,6 +100,10 @@ export function pipelineScenarios(engine: Engine): void {
       }
       for (const [i] of survivors.entries()) expect(await rowsFor(table, subs[i + 1]?.callId ?? "")).toBe(1);
       expect(stack.counters.eventsIn).toBeGreaterThan(0);
+      // npm start's status line counts what just happened (EMF metrics of the worker).
+      const line = await statusLine(stack);
+      expect(Number(/rows deleted (\d+)/.exec(line)?.[1])).toBeGreaterThanOrEqual(1);
+      expect(Number(/refreshes (\d+)/.exec(line)?.[1])).toBeGreaterThanOrEqual(1);
     });
 
     it("two nodes: a PUBLISH on one reaches the watchers of the other", async () => {
@@ -168,6 +174,24 @@ export function pipelineScenarios(engine: Engine): void {
         what: "the invalid event in the DLQ",
       });
       expect(stack.counters.rejects).toBeGreaterThanOrEqual(1);
+      // Sent by the worker itself, with its reason (a redrive after maxReceiveCount has none).
+      const sqs = stack.sqs.createClient();
+      try {
+        const out = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: stack.sqs.dlqUrl,
+            MaxNumberOfMessages: 10,
+            MessageAttributeNames: ["All"],
+            VisibilityTimeout: 0,
+          }),
+        );
+        const reasons = (out.Messages ?? []).map(
+          (m) => m.MessageAttributes?.["kwc-reason"]?.StringValue ?? "",
+        );
+        expect(reasons.some((r) => r.includes("port") && r.includes("70000"))).toBe(true);
+      } finally {
+        sqs.destroy();
+      }
     });
 
     it("a transient Data API fault is retried through SQS and the row is still deleted", async () => {

@@ -1,0 +1,30 @@
+/**
+ * `npm start`'s live status line. The worker's figures are the EMF metrics its handler emits
+ * (summed from stdout by local/stack.ts: the handler exposes no other metrics sink), by their
+ * exact names (lambdas/core/ports.ts MetricName); the reconciler's come from its reports.
+ */
+import type { MetricName } from "../lambdas/core/ports.ts";
+import type { LocalStack } from "./stack.ts";
+
+const metric = (stack: LocalStack, name: MetricName) => stack.counters.metrics[name] ?? 0;
+
+export async function statusLine(stack: LocalStack): Promise<string> {
+  const { counters } = stack;
+  const dlq = await stack.sqs.depth("dlq").catch(() => undefined);
+  const rows = await stack.watcherRows().catch(() => undefined);
+  const watchers = rows
+    ? Object.entries(rows)
+        .map(([n, c]) => `${n}=${c}`)
+        .join(" ")
+    : "?";
+  return [
+    `events in ${counters.eventsIn}`,
+    `rows deleted ${metric(stack, "RowsDeleted") + counters.reconcileDeleted}`,
+    `refreshes ${metric(stack, "RefreshOk") + counters.reconcileRefreshes}`,
+    `refresh failures ${metric(stack, "RefreshFailed") + metric(stack, "RefreshDegraded")}`,
+    `rejects ${counters.rejects}`,
+    `DLQ ${dlq ? dlq.visible : "?"}`,
+    `watchers ${watchers}`,
+    `reconciles ${counters.reconcileRuns}`,
+  ].join(" | ");
+}
