@@ -10,12 +10,13 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { INGEST_KEY_HEADER } from "../../lambdas/core/ingest-auth.ts";
 import { acknowledge } from "./acknowledge.ts";
 import { ServiceFunction } from "./service-function.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
 /** The header Kamailio sends with every POST (`x-kwc-key: $env(KWC_INGEST_KEY)` in kamailio/kwc.cfg). */
-export const INGEST_KEY_HEADER = "x-kwc-key";
+export { INGEST_KEY_HEADER };
 
 export type IngestKind = "http-api" | "private-rest-api";
 
