@@ -86,6 +86,17 @@ async function createPostgres(name: string): Promise<TestDb> {
       const c = new pg.Client({ host: DB_HOST, port: PG_PORT, user: "postgres", database: "postgres" });
       await c.connect();
       try {
+        // pg's Pool.end() resolves before its sockets are closed; a forced drop would then kill a
+        // closing client and surface as an unhandled 57P01. Wait (bounded) for the sessions to go.
+        const deadline = Date.now() + 5_000;
+        while (Date.now() < deadline) {
+          const { rows } = await c.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1",
+            [name],
+          );
+          if (rows[0]?.n === 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
         await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       } finally {
         await c.end();
