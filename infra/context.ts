@@ -1,4 +1,5 @@
-import { App, type AppProps, Duration } from "aws-cdk-lib";
+import { App, type AppProps, Duration, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
 import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "./stack.ts";
 
 /**
@@ -76,9 +77,16 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
   };
 }
 
-/** The app `cdk.json` runs: one stack, configured from context. Tests call it with their own context. */
+/**
+ * The app `cdk.json` runs: one stack, configured from context. Tests call it with their own context.
+ * cdk-nag's AwsSolutions pack runs on every synth and fails it on an unacknowledged finding
+ * (`-c nag=false` skips it).
+ */
 export function createApp(props: AppProps = {}): { app: App; stack: KamailioWatcherCleanupStack } {
   const app = new App(props);
+  if (String(app.node.tryGetContext("nag") ?? "true") !== "false") {
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  }
   const stackName = String(app.node.tryGetContext("stackName") ?? "KamailioWatcherCleanup");
   const stack = new KamailioWatcherCleanupStack(
     app,

@@ -79,7 +79,7 @@ describe("cdk synth through the CLI, bundling the real handlers", () => {
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
 
-  it("synthesizes the default app offline with no credentials; each bundle has a source map and loads", async () => {
+  it("synthesizes the default app offline with no credentials (cdk-nag passing); each bundle has a source map and loads", async () => {
     outDir = await mkdtemp(join(tmpdir(), "kwc-cdk-out-"));
     const env: NodeJS.ProcessEnv = {};
     for (const [name, value] of Object.entries(process.env)) {
