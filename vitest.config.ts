@@ -5,12 +5,18 @@ import { defineConfig } from "vitest/config";
 //   infra       CDK template assertions, cdk-nag, synth
 //   integration real Kamailio 5.6.3, PostgreSQL and MariaDB (the project's own instances)
 //   e2e         the whole local pipeline (`npm start`'s stack)
-// Real-process projects share 2 cores with Kamailio and the databases, so they run few files at once.
+// The projects run one after another (groupOrder): real-process projects share 2 cores with
+// Kamailio and the databases, so they also run few files at once.
 export default defineConfig({
   test: {
     projects: [
       {
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 20_000 },
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         test: {
@@ -18,6 +24,7 @@ export default defineConfig({
           include: ["test/infra/**/*.test.ts"],
           testTimeout: 180_000,
           hookTimeout: 180_000,
+          sequence: { groupOrder: 1 },
         },
       },
       {
@@ -28,6 +35,7 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           maxWorkers: 2,
+          sequence: { groupOrder: 2 },
         },
       },
       {
@@ -38,6 +46,7 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           maxWorkers: 1,
+          sequence: { groupOrder: 3 },
         },
       },
     ],

@@ -28,7 +28,7 @@ export interface LocalKamailioOptions {
   listenIp?: string;
   notifierProcesses?: number;
   contactStyle?: "nated" | "alias";
-  /** Short timers (keepalive 1 s, fr_timer 1.5 s): for tests and the demo. */
+  /** Short timers (keepalive 2 s, fr_timer 1.5 s): for tests and the demo. */
   testTimers?: boolean;
 }
 

@@ -45,7 +45,7 @@ export interface KamailioNodeOptions {
   rpcToken?: string;
   /** Regex of allowed RPC sources (KWC_RPC_ALLOW); default 127.0.0.1 and ::1 */
   rpcAllow?: string;
-  /** Test timers (KWC_TEST_TIMERS: ws keepalive 1 s, fr_timer 1.5 s); default true */
+  /** Test timers (KWC_TEST_TIMERS: ws keepalive 2 s, fr_timer 1.5 s); default true */
   testTimers?: boolean;
   /** Extra -A defines: a string value is quoted, a number is bare, true defines the name. */
   defines?: Record<string, string | number | true>;

@@ -79,22 +79,24 @@ describe("connection.closed on Kamailio 5.6.3", () => {
     expect(wsForClose.transport).toBeUndefined();
     expect(wsForClose.conid).toBeGreaterThan(0);
 
-    // silent peer (no FIN, no RST, no Pong): only the keepalive's websocket:closed reports it
+    // silent peer (no FIN, no RST, no Pong): nothing is reported until the keepalive gives up;
+    // then websocket:closed, plus a tcp:timeout when Kamailio's forced close of that socket is
+    // processed first (order depends on the timers, seen both ways). Never tcp:closed/reset.
     const silent = get("silent");
-    const silentEvent = (await rx.waitFor(closedFor(silent), 30_000)) as ConnectionClosed;
+    const wsForSilent = (await rx.waitFor(
+      (e) => closedFor(silent)(e) && e.type === "connection.closed" && e.cause === "websocket:closed",
+      30_000,
+    )) as ConnectionClosed;
     const silentAfterMs = Date.now() - t0;
-    expect(silentEvent.cause).toBe("websocket:closed");
-    expect(silentEvent.boot).toBe(node.bootId);
-    console.log(`silent peer reported by websocket:closed after ${silentAfterMs} ms (keepalive 1 s)`);
+    expect(wsForSilent.boot).toBe(node.bootId);
+    expect(silentAfterMs).toBeGreaterThan(2_000); // not before the first keepalive period ends
+    console.log(`silent peer reported by websocket:closed after ${silentAfterMs} ms (keepalive 2 s)`);
 
     // barrier: the survivor's connection still works, so everything queued before has been drained
     await survivor.ping();
-    await rx.waitFor(
-      (e) =>
-        e.type === "connection.closed" && e.cause === "websocket:closed" && e.peer.port === silent.localPort,
-    );
-    const forSilent = rx.events.filter(closedFor(silent));
-    expect(forSilent.map((e) => (e as ConnectionClosed).cause)).toEqual(["websocket:closed"]);
+    const forSilent = rx.events.filter(closedFor(silent)).map((e) => (e as ConnectionClosed).cause);
+    expect(forSilent).toContain("websocket:closed");
+    expect(forSilent.every((cause) => cause === "websocket:closed" || cause === "tcp:timeout")).toBe(true);
     // abrupt drops never produce websocket:closed on 5.6.3
     for (const mode of ["terminate", "fin", "rst"] as const) {
       const causes = rx.events.filter(closedFor(get(mode))).map((e) => (e as ConnectionClosed).cause);
