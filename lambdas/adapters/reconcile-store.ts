@@ -9,7 +9,13 @@ import type { DatabaseConfig } from "../core/fleet.ts";
 import type { WatcherRow } from "../core/ports.ts";
 import type { ReconcileStore, RowFilter } from "../core/reconcile-sweep.ts";
 import { DATA_API_RESPONSE_LIMIT, type Dialect, dialogKeyClause, ParamBuilder } from "../core/sql.ts";
-import type { Statement } from "../core/watcher-sql.ts";
+import {
+  keysetPageStatement,
+  rowFromRecord,
+  type Statement,
+  socketInfoClause,
+  WATCHER_COLUMNS,
+} from "../core/watcher-sql.ts";
 import { DataApiExecutor } from "./data-api-store.ts";
 
 /** Pages aim at half the response limit, so one unusually wide row cannot push a page over it. */
@@ -46,39 +52,14 @@ function isTooLarge(error: unknown): boolean {
 }
 
 /**
- * What a sweep reads per row: less than the worker's WATCHER_COLUMNS (the watcher and socket
- * filters run in SQL), since 100k rows per node cross the Data API on every sweep.
+ * What a sweep reads per row: the first columns of the worker's WATCHER_COLUMNS, without
+ * watcher and socket_info (those filters run in SQL), since 100k rows per node cross the Data API
+ * on every sweep.
  */
-export const SWEEP_COLUMNS = [
-  "id",
-  "presentity_uri",
-  "event",
-  "contact",
-  "callid",
-  "to_tag",
-  "from_tag",
-  "expires",
-] as const;
-
-export function sweepRowFromRecord(values: readonly unknown[], socketInfo: string): WatcherRow {
-  const text = (i: number) => String(values[i] ?? "");
-  return {
-    id: Number(values[0]),
-    presentityUri: text(1),
-    event: text(2),
-    contact: text(3),
-    callId: text(4),
-    toTag: text(5),
-    fromTag: text(6),
-    expires: Number(values[7]),
-    watcherUsername: "",
-    watcherDomain: "",
-    socketInfo,
-  };
-}
+export const SWEEP_COLUMNS = WATCHER_COLUMNS.slice(0, WATCHER_COLUMNS.indexOf("expires") + 1);
 
 export function filterClause(dialect: Dialect, filter: RowFilter, params: ParamBuilder): string {
-  const where = [`socket_info IN ${params.list(filter.socketInfo)}`];
+  const where = [socketInfoClause(filter.socketInfo, params)];
   if (filter.presentity !== undefined)
     where.push(`(${dialect.exactEquals("presentity_uri", params.name(filter.presentity))})`);
   if (filter.event !== undefined) where.push(`event = ${params.add(filter.event)}`);
@@ -98,12 +79,14 @@ export function selectPageStatement(
   afterId: number,
   limit: number,
 ): Statement {
-  const params = new ParamBuilder();
-  const sql =
-    `SELECT ${SWEEP_COLUMNS.join(", ")} FROM ${dialect.ident(table)}` +
-    ` WHERE id > ${params.add(afterId)} AND ${filterClause(dialect, filter, params)}` +
-    ` ORDER BY id LIMIT ${Math.trunc(limit)}`;
-  return { sql, params: params.params };
+  return keysetPageStatement(
+    dialect,
+    table,
+    SWEEP_COLUMNS,
+    (params) => filterClause(dialect, filter, params),
+    afterId,
+    limit,
+  );
 }
 
 export function deleteStatement(
@@ -222,7 +205,10 @@ export class DataApiReconcileStore implements ReconcileStore {
       }
       // socket_info is not read back: every row matched one of the node's sockets in SQL.
       const socket = filter.socketInfo[0] ?? "";
-      return { rows: records.map((r) => sweepRowFromRecord(r, socket)), done: records.length < limit };
+      return {
+        rows: records.map((r) => ({ ...rowFromRecord(r), socketInfo: socket })),
+        done: records.length < limit,
+      };
     }
   }
 

@@ -13,7 +13,10 @@ export interface Statement {
   params: SqlParams;
 }
 
-/** Selected columns, in the order rowFromRecord() reads them. */
+/**
+ * Selected columns, in the order rowFromRecord() reads them. The reconcile sweep reads only the
+ * first eight (its watcher and socket filters run in SQL): keep those first.
+ */
 export const WATCHER_COLUMNS = [
   "id",
   "presentity_uri",
@@ -22,12 +25,13 @@ export const WATCHER_COLUMNS = [
   "callid",
   "to_tag",
   "from_tag",
+  "expires",
   "watcher_username",
   "watcher_domain",
   "socket_info",
-  "expires",
 ] as const;
 
+/** Maps one record of a WATCHER_COLUMNS select (or a shorter prefix of it: missing columns read as ""). */
 export function rowFromRecord(values: readonly unknown[]): WatcherRow {
   const text = (i: number) => String(values[i] ?? "");
   return {
@@ -38,15 +42,40 @@ export function rowFromRecord(values: readonly unknown[]): WatcherRow {
     callId: text(4),
     toTag: text(5),
     fromTag: text(6),
-    watcherUsername: text(7),
-    watcherDomain: text(8),
-    socketInfo: text(9),
-    expires: Number(values[10]),
+    expires: Number(values[7]),
+    watcherUsername: text(8),
+    watcherDomain: text(9),
+    socketInfo: text(10),
   };
 }
 
-export function scopeClause(scope: NodeScope, params: ParamBuilder): string {
-  return `socket_info IN ${params.list(scope.socketInfo)}`;
+/** Rows of these listeners only (a node's scope within a table that may hold other nodes' rows). */
+export function socketInfoClause(socketInfo: readonly string[], params: ParamBuilder): string {
+  return `socket_info IN ${params.list(socketInfo)}`;
+}
+
+export function presentityKeyClause(key: PresentityKey, params: ParamBuilder): string {
+  return `presentity_uri = ${params.add(key.presentityUri)} AND event = ${params.add(key.event)}`;
+}
+
+/**
+ * One keyset page: `SELECT <columns> FROM <table> WHERE id > :after AND <where> ORDER BY id LIMIT n`
+ * (every paged read of the worker and the reconcile sweep).
+ */
+export function keysetPageStatement(
+  dialect: Dialect,
+  table: string,
+  columns: readonly string[],
+  where: (params: ParamBuilder) => string,
+  afterId: number,
+  limit: number,
+): Statement {
+  const params = new ParamBuilder();
+  const sql =
+    `SELECT ${columns.join(", ")} FROM ${dialect.ident(table)}` +
+    ` WHERE id > ${params.add(afterId)} AND ${where(params)}` +
+    ` ORDER BY id LIMIT ${Math.max(1, Math.trunc(limit))}`;
+  return { sql, params: params.params };
 }
 
 /** OR of every criterion; `1 = 0` when there is none (selects nothing, deletes nothing). */
@@ -67,7 +96,7 @@ export function criteriaClause(
     const { presentityUri, event, contacts } = criteria.contacts;
     const exactContacts = contacts.map((c) => `(${dialect.exactEquals("contact", params.name(c))})`);
     alternatives.push(
-      `(presentity_uri = ${params.add(presentityUri)} AND event = ${params.add(event)} AND (${exactContacts.join(" OR ")}))`,
+      `(${presentityKeyClause({ presentityUri, event }, params)} AND (${exactContacts.join(" OR ")}))`,
     );
   }
   return alternatives.length > 0 ? `(${alternatives.join(" OR ")})` : "1 = 0";
@@ -81,13 +110,15 @@ export function selectCandidatesStatement(
   afterId: number,
   limit: number,
 ): Statement {
-  const params = new ParamBuilder();
-  const sql =
-    `SELECT ${WATCHER_COLUMNS.join(", ")} FROM ${dialect.ident(scope.table)}` +
-    ` WHERE ${scopeClause(scope, params)} AND id > ${params.add(afterId)}` +
-    ` AND ${criteriaClause(dialect, scope, criteria, params)}` +
-    ` ORDER BY id LIMIT ${Math.trunc(limit)}`;
-  return { sql, params: params.params };
+  return keysetPageStatement(
+    dialect,
+    scope.table,
+    WATCHER_COLUMNS,
+    (params) =>
+      `${socketInfoClause(scope.socketInfo, params)} AND ${criteriaClause(dialect, scope, criteria, params)}`,
+    afterId,
+    limit,
+  );
 }
 
 export function selectByPresentityStatement(
@@ -97,12 +128,14 @@ export function selectByPresentityStatement(
   afterId: number,
   limit: number,
 ): Statement {
-  const params = new ParamBuilder();
-  const sql =
-    `SELECT ${WATCHER_COLUMNS.join(", ")} FROM ${dialect.ident(scope.table)}` +
-    ` WHERE presentity_uri = ${params.add(key.presentityUri)} AND event = ${params.add(key.event)}` +
-    ` AND ${scopeClause(scope, params)} AND id > ${params.add(afterId)} ORDER BY id LIMIT ${Math.trunc(limit)}`;
-  return { sql, params: params.params };
+  return keysetPageStatement(
+    dialect,
+    scope.table,
+    WATCHER_COLUMNS,
+    (params) => `${presentityKeyClause(key, params)} AND ${socketInfoClause(scope.socketInfo, params)}`,
+    afterId,
+    limit,
+  );
 }
 
 /** DELETE by id AND the same criteria; PostgreSQL returns the deleted ids. */
@@ -115,7 +148,7 @@ export function deleteWatchersStatement(
   const params = new ParamBuilder();
   let sql =
     `DELETE FROM ${dialect.ident(scope.table)} WHERE id IN ${params.list(ids)}` +
-    ` AND ${scopeClause(scope, params)} AND ${criteriaClause(dialect, scope, criteria, params)}`;
+    ` AND ${socketInfoClause(scope.socketInfo, params)} AND ${criteriaClause(dialect, scope, criteria, params)}`;
   if (dialect.supportsReturning) sql += " RETURNING id";
   return { sql, params: params.params };
 }
@@ -140,12 +173,10 @@ export function findWatchingStatement(
 ): Statement {
   const params = new ParamBuilder();
   const parts = scopes.map((scope, index) => {
-    const keyClauses = keys.map(
-      (k) => `(presentity_uri = ${params.add(k.presentityUri)} AND event = ${params.add(k.event)})`,
-    );
+    const keyClauses = keys.map((k) => `(${presentityKeyClause(k, params)})`);
     return (
       `SELECT DISTINCT ${index} AS scope_index, presentity_uri, event FROM ${dialect.ident(scope.table)}` +
-      ` WHERE ${scopeClause(scope, params)} AND (${keyClauses.join(" OR ")})`
+      ` WHERE ${socketInfoClause(scope.socketInfo, params)} AND (${keyClauses.join(" OR ")})`
     );
   });
   return { sql: parts.join(" UNION ALL "), params: params.params };
