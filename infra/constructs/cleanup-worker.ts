@@ -1,25 +1,14 @@
 import { Duration } from "aws-cdk-lib";
-import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
-import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import type { Database } from "./database.ts";
 import type { EventQueue } from "./event-queue.ts";
 import { VISIBILITY_TO_TIMEOUT_FACTOR } from "./event-queue.ts";
-import type { FleetConfig } from "./fleet-config.ts";
-import { ServiceFunction } from "./service-function.ts";
+import { type FleetFunctionProps, fleetFunction, type ServiceFunction } from "./service-function.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
-export interface CleanupWorkerProps {
-  /** Absolute path of lambdas/handlers/worker.ts. */
-  readonly entry: string;
+export interface CleanupWorkerProps extends FleetFunctionProps {
   readonly events: EventQueue;
-  readonly database: Database;
-  readonly fleetConfig: FleetConfig;
-  readonly vpc: ec2.IVpc;
-  readonly vpcSubnets: ec2.SubnetSelection;
-  readonly securityGroup: ec2.ISecurityGroup;
   /** Must match the timeout the queue's visibility timeout was derived from. @default Duration.seconds(30) */
   readonly timeout?: Duration;
   /** @default 512 */
@@ -30,10 +19,6 @@ export interface CleanupWorkerProps {
   readonly maxBatchingWindow?: Duration;
   /** Concurrent invocations (2-1000): protects Kamailio's JSON-RPC and the database. @default 2 */
   readonly maxConcurrency?: number;
-  /** @default "KamailioWatcherCleanup" */
-  readonly metricsNamespace?: string;
-  /** @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
 }
 
 export function validateCleanupWorkerProps(
@@ -85,20 +70,11 @@ export class CleanupWorker extends Construct {
     problems.add(validateCleanupWorkerProps(props, props.events.visibilityTimeout));
     problems.throwIfAny(`CleanupWorker ${this.node.path}`);
 
-    this.serviceFunction = new ServiceFunction(this, "Worker", {
-      entry: props.entry,
+    this.serviceFunction = fleetFunction(this, "Worker", {
+      ...props,
       description: "kamailio-watcher-cleanup: cleans stale watchers on Kamailio events",
       timeout: props.timeout ?? Duration.seconds(30),
-      memorySize: props.memorySize,
-      logRetention: props.logRetention,
-      metricsNamespace: props.metricsNamespace,
-      vpc: props.vpc,
-      vpcSubnets: props.vpcSubnets,
-      securityGroups: [props.securityGroup],
-      environment: {
-        KWC_FLEET_CONFIG: props.fleetConfig.reference,
-        KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl,
-      },
+      environment: { KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl },
     });
     const fn = this.serviceFunction.function;
     this.function = fn;
@@ -110,7 +86,5 @@ export class CleanupWorker extends Construct {
     });
     fn.addEventSource(this.eventSource);
     props.events.deadLetterQueue.grantSendMessages(fn);
-    props.database.grantDataApiAccess(fn);
-    props.fleetConfig.grantRead(fn);
   }
 }

@@ -1,33 +1,18 @@
 import { Duration } from "aws-cdk-lib";
-import type * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
-import type * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import type { Database } from "./database.ts";
-import type { FleetConfig } from "./fleet-config.ts";
-import { ServiceFunction } from "./service-function.ts";
+import { type FleetFunctionProps, fleetFunction } from "./service-function.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
-export interface ReconcilerProps {
-  /** Absolute path of lambdas/handlers/reconciler.ts. */
-  readonly entry: string;
-  readonly database: Database;
-  readonly fleetConfig: FleetConfig;
-  readonly vpc: ec2.IVpc;
-  readonly vpcSubnets: ec2.SubnetSelection;
-  readonly securityGroup: ec2.ISecurityGroup;
+export interface ReconcilerProps extends FleetFunctionProps {
   /** How often every node's rows are compared with its live connections. @default Duration.minutes(5) */
   readonly rate?: Duration;
   /** A sweep reads rows and core.tcp_list of every node. @default Duration.minutes(5) */
   readonly timeout?: Duration;
   /** @default 1024 */
   readonly memorySize?: number;
-  /** @default "KamailioWatcherCleanup" */
-  readonly metricsNamespace?: string;
-  /** @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
 }
 
 export function validateReconcilerProps(props: Pick<ReconcilerProps, "rate" | "timeout">): readonly string[] {
@@ -60,17 +45,11 @@ export class Reconciler extends Construct {
     problems.add(validateReconcilerProps(props));
     problems.throwIfAny(`Reconciler ${this.node.path}`);
 
-    const fn = new ServiceFunction(this, "Reconciler", {
-      entry: props.entry,
+    const fn = fleetFunction(this, "Reconciler", {
+      ...props,
       description: "kamailio-watcher-cleanup: periodic reconcile of watcher rows against live connections",
       timeout: props.timeout ?? Duration.minutes(5),
       memorySize: props.memorySize ?? 1024,
-      logRetention: props.logRetention,
-      metricsNamespace: props.metricsNamespace,
-      vpc: props.vpc,
-      vpcSubnets: props.vpcSubnets,
-      securityGroups: [props.securityGroup],
-      environment: { KWC_FLEET_CONFIG: props.fleetConfig.reference },
     }).function;
     this.function = fn;
     this.schedule = new events.Rule(this, "Schedule", {
@@ -78,7 +57,5 @@ export class Reconciler extends Construct {
       schedule: events.Schedule.rate(props.rate ?? Duration.minutes(5)),
       targets: [new targets.LambdaFunction(fn, { retryAttempts: 0 })],
     });
-    props.database.grantDataApiAccess(fn);
-    props.fleetConfig.grantRead(fn);
   }
 }

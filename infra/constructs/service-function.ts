@@ -4,6 +4,8 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import type { Database } from "./database.ts";
+import type { FleetConfig } from "./fleet-config.ts";
 
 /** The runtime every function of the service uses: Node 22+ on Graviton (cheaper per GB-s). */
 export const SERVICE_RUNTIME = lambda.Runtime.NODEJS_24_X;
@@ -83,4 +85,47 @@ export class ServiceFunction extends Construct {
       },
     });
   }
+}
+
+/** What the functions that work on the fleet's rows share (worker, reconciler, on-demand cleanup). */
+export interface FleetFunctionProps {
+  /** Absolute path of the handler module. */
+  readonly entry: string;
+  readonly database: Database;
+  readonly fleetConfig: FleetConfig;
+  readonly vpc: ec2.IVpc;
+  readonly vpcSubnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+  /** @default "KamailioWatcherCleanup" */
+  readonly metricsNamespace?: string;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * A ServiceFunction that works on the fleet: in the VPC (Kamailio's JSON-RPC is private), with
+ * KWC_FLEET_CONFIG set, allowed the Data API on the database and to read the fleet config and its
+ * JSON-RPC tokens.
+ */
+export function fleetFunction(
+  scope: Construct,
+  id: string,
+  props: FleetFunctionProps &
+    Pick<ServiceFunctionProps, "description" | "timeout" | "memorySize" | "environment">,
+): ServiceFunction {
+  const fn = new ServiceFunction(scope, id, {
+    entry: props.entry,
+    description: props.description,
+    timeout: props.timeout,
+    memorySize: props.memorySize,
+    logRetention: props.logRetention,
+    metricsNamespace: props.metricsNamespace,
+    vpc: props.vpc,
+    vpcSubnets: props.vpcSubnets,
+    securityGroups: [props.securityGroup],
+    environment: { KWC_FLEET_CONFIG: props.fleetConfig.reference, ...props.environment },
+  });
+  props.database.grantDataApiAccess(fn.function);
+  props.fleetConfig.grantRead(fn.function);
+  return fn;
 }
