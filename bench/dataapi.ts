@@ -6,14 +6,11 @@
 // Prints figures only; nothing here asserts timing.
 
 import { parseArgs } from "node:util";
-import {
-  BatchExecuteStatementCommand,
-  ExecuteStatementCommand,
-  RDSDataClient,
-} from "@aws-sdk/client-rds-data";
+import { BatchExecuteStatementCommand, ExecuteStatementCommand } from "@aws-sdk/client-rds-data";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { startDataApiServer } from "../local/dataapi/server.ts";
+import { localDataApiClient, testDbTarget } from "../test/helpers/dataapi.ts";
 import {
   createTestDb,
   DB_HOST,
@@ -79,25 +76,9 @@ async function benchEngine(engine: "postgres" | "mysql") {
   const db = await createTestDb(engine, "benchdataapi");
   const isPg = engine === "postgres";
   const server = await startDataApiServer({
-    targets: [
-      {
-        resourceArn: ARN,
-        engine: isPg ? "aurora-postgresql" : "aurora-mysql",
-        host: DB_HOST,
-        port: isPg ? PG_PORT : MY_PORT,
-        user: KAMAILIO_USER,
-        password: KAMAILIO_PASSWORD,
-        database: db.name,
-        poolSize: CONCURRENCY,
-      },
-    ],
+    targets: [testDbTarget(db, { resourceArn: ARN, poolSize: CONCURRENCY })],
   });
-  const client = new RDSDataClient({
-    endpoint: server.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
+  const client = localDataApiClient(server.endpoint);
   try {
     if (isPg) {
       await db.query(
@@ -148,7 +129,7 @@ async function benchEngine(engine: "postgres" | "mysql") {
         }
       },
     };
-    const direct: Runner = isPg ? pgRunner(db.name) : mysqlRunner(db.name);
+    const direct = directRunner(engine, db.name);
     const counter = { next: 1 };
     const rows: string[] = [];
     for (const op of ["delete", "select1000", "batch10"] as Op[]) {
@@ -164,7 +145,7 @@ async function benchEngine(engine: "postgres" | "mysql") {
     rows.push(
       `${engine.padEnd(8)} mix@${CONCURRENCY}      driver ${driverRate.toFixed(0)} calls/s | data api ${apiRate.toFixed(0)} calls/s (${server.stats.calls - callsBefore} calls in ${SECONDS}s)`,
     );
-    await (direct as Runner & { close(): Promise<void> }).close();
+    await direct.close();
     return rows;
   } finally {
     client.destroy();
@@ -173,75 +154,78 @@ async function benchEngine(engine: "postgres" | "mysql") {
   }
 }
 
-function pgRunner(database: string): Runner & { close(): Promise<void> } {
-  const pool = new pg.Pool({
-    host: DB_HOST,
-    port: PG_PORT,
-    user: KAMAILIO_USER,
-    password: KAMAILIO_PASSWORD,
-    database,
-    max: CONCURRENCY,
-  });
+/** A pooled driver connection, as the server keeps one per target. */
+interface Driver {
+  query(sql: string, params: unknown[]): Promise<unknown>;
+  /** Runs `body` inside BEGIN … COMMIT on one pooled connection. */
+  transaction(body: (query: Driver["query"]) => Promise<void>): Promise<void>;
+  close(): Promise<void>;
+}
+
+function pgDriver(database: string): Driver {
+  const pool = new pg.Pool({ ...directLogin(PG_PORT), database, max: CONCURRENCY });
   return {
-    async run(op, n) {
-      if (op === "delete") await pool.query("DELETE FROM bench_rows WHERE id = $1", [n]);
-      else if (op === "select1000") {
-        await pool.query("SELECT id, k, payload FROM bench_rows WHERE id > $1 ORDER BY id LIMIT 1000", [
-          (n * 7919) % (ROWS - 2000),
-        ]);
-      } else {
-        const c = await pool.connect();
-        try {
-          await c.query("BEGIN");
-          for (let i = 0; i < 10; i++) {
-            await c.query("INSERT INTO bench_rows (k, payload) VALUES ($1, $2)", [
-              -n * 10 - i,
-              `sip:b${n}_${i}@x`,
-            ]);
-          }
-          await c.query("COMMIT");
-        } finally {
-          c.release();
-        }
+    query: (sql, params) => pool.query(sql, params),
+    async transaction(body) {
+      const c = await pool.connect();
+      try {
+        await c.query("BEGIN");
+        await body((sql, params) => c.query(sql, params));
+        await c.query("COMMIT");
+      } finally {
+        c.release();
       }
     },
     close: () => pool.end(),
   };
 }
 
-function mysqlRunner(database: string): Runner & { close(): Promise<void> } {
-  const pool = mysql.createPool({
-    host: DB_HOST,
-    port: MY_PORT,
-    user: KAMAILIO_USER,
-    password: KAMAILIO_PASSWORD,
-    database,
-    connectionLimit: CONCURRENCY,
-  });
+function mysqlDriver(database: string): Driver {
+  const pool = mysql.createPool({ ...directLogin(MY_PORT), database, connectionLimit: CONCURRENCY });
+  return {
+    query: (sql, params) => pool.query(sql, params),
+    async transaction(body) {
+      const c = await pool.getConnection();
+      try {
+        await c.query("BEGIN");
+        await body((sql, params) => c.query(sql, params));
+        await c.query("COMMIT");
+      } finally {
+        c.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+function directLogin(port: number) {
+  return { host: DB_HOST, port, user: KAMAILIO_USER, password: KAMAILIO_PASSWORD };
+}
+
+/** The same three call kinds as the Data API runner, straight through the driver. */
+function directRunner(engine: "postgres" | "mysql", database: string): Runner & { close(): Promise<void> } {
+  const driver = engine === "postgres" ? pgDriver(database) : mysqlDriver(database);
+  const ph = (n: number) => (engine === "postgres" ? `$${n}` : "?");
   return {
     async run(op, n) {
-      if (op === "delete") await pool.query("DELETE FROM bench_rows WHERE id = ?", [n]);
+      if (op === "delete") await driver.query(`DELETE FROM bench_rows WHERE id = ${ph(1)}`, [n]);
       else if (op === "select1000") {
-        await pool.query("SELECT id, k, payload FROM bench_rows WHERE id > ? ORDER BY id LIMIT 1000", [
-          (n * 7919) % (ROWS - 2000),
-        ]);
+        await driver.query(
+          `SELECT id, k, payload FROM bench_rows WHERE id > ${ph(1)} ORDER BY id LIMIT 1000`,
+          [(n * 7919) % (ROWS - 2000)],
+        );
       } else {
-        const c = await pool.getConnection();
-        try {
-          await c.query("BEGIN");
+        await driver.transaction(async (query) => {
           for (let i = 0; i < 10; i++) {
-            await c.query("INSERT INTO bench_rows (k, payload) VALUES (?, ?)", [
+            await query(`INSERT INTO bench_rows (k, payload) VALUES (${ph(1)}, ${ph(2)})`, [
               -n * 10 - i,
               `sip:b${n}_${i}@x`,
             ]);
           }
-          await c.query("COMMIT");
-        } finally {
-          c.release();
-        }
+        });
       }
     },
-    close: () => pool.end(),
+    close: () => driver.close(),
   };
 }
 

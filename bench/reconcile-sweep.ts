@@ -10,24 +10,15 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { RDSDataClient } from "@aws-sdk/client-rds-data";
 import mysql from "mysql2/promise";
 import pg from "pg";
 import { DataApiReconcileStore } from "../lambdas/adapters/reconcile-store.ts";
 import { CleanupRequestSchema } from "../lambdas/core/cleanup-request.ts";
 import type { ReconcileNodeConfig } from "../lambdas/core/reconcile.ts";
 import { type NodeProbe, runCleanup } from "../lambdas/core/reconcile-sweep.ts";
-import { LOCAL_MYSQL_ARN, LOCAL_POSTGRES_ARN, LOCAL_SECRET_ARN } from "../local/dataapi/config.ts";
 import { type DataApiTarget, startDataApiServer } from "../local/dataapi/server.ts";
-import {
-  createTestDb,
-  DB_HOST,
-  type Engine,
-  KAMAILIO_PASSWORD,
-  KAMAILIO_USER,
-  MY_PORT,
-  PG_PORT,
-} from "../test/helpers/db.ts";
+import { localDataApiClient, testDbConfig, testDbTarget } from "../test/helpers/dataapi.ts";
+import { createTestDb, type Engine } from "../test/helpers/db.ts";
 
 const { values } = parseArgs({
   options: {
@@ -123,28 +114,15 @@ async function bench(engine: Engine, rowCount: number, livePeers: number): Promi
   let child: ChildProcess | undefined;
   try {
     await db.createNodeTable(table);
-    const resourceArn = engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN;
     const server = await startServerChild({
-      target: {
-        resourceArn,
-        engine: engine === "postgres" ? "aurora-postgresql" : "aurora-mysql",
-        host: DB_HOST,
-        port: engine === "postgres" ? PG_PORT : MY_PORT,
-        user: KAMAILIO_USER,
-        password: KAMAILIO_PASSWORD,
-        database: db.name,
-      },
+      target: testDbTarget(db),
       fill: { engine, table, rows: rowCount, peers, socket },
     });
     child = server.child;
 
     // Exact response sizes: read each raw HTTP body before the SDK deserializes it.
     const responseBytes: number[] = [];
-    const client = new RDSDataClient({
-      endpoint: server.endpoint,
-      region: "us-east-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    });
+    const client = localDataApiClient(server.endpoint);
     client.middlewareStack.add(
       (next) => async (args) => {
         const out = await next(args);
@@ -221,12 +199,7 @@ async function bench(engine: Engine, rowCount: number, livePeers: number): Promi
       subsDbMode: 3,
       notifierProcesses: 0,
     };
-    const store = new DataApiReconcileStore(client, {
-      engine,
-      resourceArn,
-      secretArn: LOCAL_SECRET_ARN,
-      name: db.name,
-    });
+    const store = new DataApiReconcileStore(client, testDbConfig(db));
     const deps = { store, probe, engine, fleet: [node] };
 
     // A dry run (read + classify only), then the real sweep (read + classify + delete + refresh).

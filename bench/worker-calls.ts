@@ -1,12 +1,3 @@
-// Benchmark: Data API calls (counted by the local Data API server) and Kamailio RPCs per worker
-// batch, on PostgreSQL and on MariaDB behind the aurora-mysql mode.
-//   A: 10 connection.closed events of one node (no paging: 10 dead rows, 10 live rows)
-//   B: a mixed batch over 3 nodes (closed + notify.failed + presence.changed fan-out)
-//   C: the liveness guard's cost: core.tcp_list latency and reply size with N WebSocket connections
-//      on a real Kamailio 5.6.3 (the worker calls it at most once per node per batch)
-// Needs the project's databases: `bash scripts/db.sh start all`. Run: `npx tsx bench/worker-calls.ts`
-// (`--connections 100,250,700` chooses N for part C, the default; `--connections 0` skips it).
-import { RDSDataClient } from "@aws-sdk/client-rds-data";
 import WebSocket from "ws";
 import { DataApiWatcherStore } from "../lambdas/adapters/data-api-store.ts";
 import { KamailioRpcClient } from "../lambdas/adapters/kamailio-rpc.ts";
@@ -14,13 +5,9 @@ import { memoryTelemetry } from "../lambdas/adapters/telemetry.ts";
 import type { FleetConfig, NodeConfig } from "../lambdas/core/fleet.ts";
 import type { KamailioClient, TcpConnection } from "../lambdas/core/ports.ts";
 import { createWorker } from "../lambdas/core/worker.ts";
-import {
-  defaultTargets,
-  LOCAL_MYSQL_ARN,
-  LOCAL_POSTGRES_ARN,
-  LOCAL_SECRET_ARN,
-} from "../local/dataapi/config.ts";
+import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
+import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../test/helpers/db.ts";
 import { startKamailio } from "../test/helpers/kamailio.ts";
 
@@ -80,22 +67,13 @@ async function insertRow(
 async function benchEngine(engine: Engine) {
   const db = await createTestDb(engine, "wbench");
   const server = await startDataApiServer({ targets: defaultTargets() });
-  const rds = new RDSDataClient({
-    endpoint: server.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
+  const rds = localDataApiClient(server.endpoint);
   const nodes = [nodeOf(1), nodeOf(2), nodeOf(3)];
   try {
     for (const n of nodes) await db.createNodeTable(n.watchersTable);
     const fleet: FleetConfig = {
       version: 1,
-      database: {
-        engine,
-        resourceArn: engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN,
-        secretArn: LOCAL_SECRET_ARN,
-        name: db.name,
-      },
+      database: testDbConfig(db),
       notifyFailureCodes: [404, 410, 481, 408],
       nodes,
     };

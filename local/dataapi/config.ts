@@ -2,7 +2,7 @@
 // (scripts/env.sh), overridable by a JSON file (KWC_DATAAPI_CONFIG) and the same env vars.
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import type { DataApiServerOptions } from "./server.ts";
+import type { DataApiServerOptions, DataApiTarget } from "./server.ts";
 
 export const LOCAL_POSTGRES_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:kwc-local-postgres";
 export const LOCAL_MYSQL_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:kwc-local-mysql";
@@ -29,31 +29,37 @@ export const dataApiConfigSchema = z.object({
 });
 export type DataApiConfig = z.infer<typeof dataApiConfigSchema>;
 
-/** The two local "clusters": PostgreSQL on KWC_PG_PORT (55432), MariaDB on KWC_MY_PORT (53306). */
-export function defaultTargets(env: NodeJS.ProcessEnv = process.env): DataApiServerOptions["targets"] {
-  const user = env.KWC_DB_USER ?? "kamailio";
-  const password = env.KWC_DB_PASSWORD ?? "kamailiorw";
-  const database = env.KWC_DB_NAME ?? "kamailio";
-  return [
-    {
-      resourceArn: LOCAL_POSTGRES_ARN,
-      engine: "aurora-postgresql",
-      host: "127.0.0.1",
-      port: Number(env.KWC_PG_PORT ?? 55432),
-      user,
-      password,
-      database,
-    },
-    {
-      resourceArn: LOCAL_MYSQL_ARN,
-      engine: "aurora-mysql",
-      host: "127.0.0.1",
-      port: Number(env.KWC_MY_PORT ?? 53306),
-      user,
-      password,
-      database,
-    },
-  ];
+export type LocalEngine = "postgres" | "mysql";
+
+/** The ARN the local server maps to the project's own PostgreSQL or MariaDB. */
+export function localResourceArn(engine: LocalEngine): string {
+  return engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN;
+}
+
+/**
+ * A target on the project's own PostgreSQL (KWC_PG_PORT, 55432) or MariaDB (KWC_MY_PORT, 53306) as
+ * the `kamailio` user; `overrides` name another database (a test's), ARN or pool size.
+ */
+export function localTarget(
+  engine: LocalEngine,
+  overrides: Partial<Pick<DataApiTarget, "resourceArn" | "database" | "poolSize">> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): DataApiTarget {
+  return {
+    resourceArn: localResourceArn(engine),
+    engine: engine === "postgres" ? "aurora-postgresql" : "aurora-mysql",
+    host: "127.0.0.1",
+    port: Number(engine === "postgres" ? (env.KWC_PG_PORT ?? 55432) : (env.KWC_MY_PORT ?? 53306)),
+    user: env.KWC_DB_USER ?? "kamailio",
+    password: env.KWC_DB_PASSWORD ?? "kamailiorw",
+    database: env.KWC_DB_NAME ?? "kamailio",
+    ...overrides,
+  };
+}
+
+/** The two local "clusters": PostgreSQL and MariaDB, database `kamailio` (or KWC_DB_NAME). */
+export function defaultTargets(env: NodeJS.ProcessEnv = process.env): DataApiTarget[] {
+  return [localTarget("postgres", {}, env), localTarget("mysql", {}, env)];
 }
 
 /** Options from KWC_DATAAPI_CONFIG (a JSON file) if set, else the defaults; KWC_DATAAPI_PORT overrides the port. */

@@ -11,15 +11,8 @@ import {
 } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
-import {
-  createTestDb,
-  DB_HOST,
-  KAMAILIO_PASSWORD,
-  KAMAILIO_USER,
-  MY_PORT,
-  PG_PORT,
-  type TestDb,
-} from "../../helpers/db.ts";
+import { localDataApiClient, testDbTarget } from "../../helpers/dataapi.ts";
+import { createTestDb, type TestDb } from "../../helpers/db.ts";
 import { waitUntil } from "../../helpers/wait.ts";
 
 const PG_ARN = "arn:aws:rds:us-east-1:000000000000:cluster:dataapi-test-pg";
@@ -42,13 +35,7 @@ let short: DataApiServer; // 1 s statement timeout and idle-transaction rollback
 let client: RDSDataClient;
 let shortClient: RDSDataClient;
 
-const clientFor = (s: DataApiServer, maxAttempts = 3) =>
-  new RDSDataClient({
-    endpoint: s.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts,
-  });
+const clientFor = (s: DataApiServer, maxAttempts = 3) => localDataApiClient(s.endpoint, maxAttempts);
 
 /** The rejection of a call, or a failure when it succeeds. */
 async function failure(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
@@ -69,26 +56,8 @@ beforeAll(async () => {
   dbs.postgres = pgDb;
   dbs.mysql = myDb;
   const targets = [
-    {
-      resourceArn: PG_ARN,
-      engine: "aurora-postgresql" as const,
-      host: DB_HOST,
-      port: PG_PORT,
-      user: KAMAILIO_USER,
-      password: KAMAILIO_PASSWORD,
-      database: pgDb.name,
-      poolSize: 4,
-    },
-    {
-      resourceArn: MY_ARN,
-      engine: "aurora-mysql" as const,
-      host: DB_HOST,
-      port: MY_PORT,
-      user: KAMAILIO_USER,
-      password: KAMAILIO_PASSWORD,
-      database: myDb.name,
-      poolSize: 4,
-    },
+    testDbTarget(pgDb, { resourceArn: PG_ARN, poolSize: 4 }),
+    testDbTarget(myDb, { resourceArn: MY_ARN, poolSize: 4 }),
   ];
   server = await startDataApiServer({ targets, statementTimeoutMs: 20_000 });
   short = await startDataApiServer({ targets, statementTimeoutMs: 1_000, idleTransactionMs: 1_000 });

@@ -2,23 +2,13 @@
 // server in front of it, Kamailio nodes with their own watchers tables, and the reconcile runtime
 // wired to them exactly as the Lambdas and `kwc` wire it (real RDSDataClient, real JSON-RPC client).
 import { writeFileSync } from "node:fs";
-import { RDSDataClient } from "@aws-sdk/client-rds-data";
 import pg from "pg";
 import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
 import type { ReconcileRuntime } from "../../../lambdas/adapters/reconcile-runtime.ts";
 import { type FleetConfig, parseFleetConfig } from "../../../lambdas/core/fleet.ts";
-import { LOCAL_MYSQL_ARN, LOCAL_POSTGRES_ARN, LOCAL_SECRET_ARN } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
-import {
-  createTestDb,
-  DB_HOST,
-  type Engine,
-  KAMAILIO_PASSWORD,
-  KAMAILIO_USER,
-  MY_PORT,
-  PG_PORT,
-  type TestDb,
-} from "../../helpers/db.ts";
+import { localDataApiClient, testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
+import { createTestDb, DB_HOST, type Engine, PG_PORT, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
 import { waitUntil } from "../../helpers/wait.ts";
@@ -47,20 +37,7 @@ export async function startBed(
   nodeSpecs: { id: string; listenIp: string; table: string }[],
 ): Promise<Bed> {
   const db = await createTestDb(engine, prefix);
-  const resourceArn = engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN;
-  const dataApi = await startDataApiServer({
-    targets: [
-      {
-        resourceArn,
-        engine: engine === "postgres" ? "aurora-postgresql" : "aurora-mysql",
-        host: DB_HOST,
-        port: engine === "postgres" ? PG_PORT : MY_PORT,
-        user: KAMAILIO_USER,
-        password: KAMAILIO_PASSWORD,
-        database: db.name,
-      },
-    ],
-  });
+  const dataApi = await startDataApiServer({ targets: [testDbTarget(db)] });
   const nodes: KamailioNode[] = [];
   for (const spec of nodeSpecs) {
     await db.createNodeTable(spec.table);
@@ -70,7 +47,7 @@ export async function startBed(
   }
   const fleet = parseFleetConfig({
     version: 1,
-    database: { engine, resourceArn, secretArn: LOCAL_SECRET_ARN, name: db.name },
+    database: testDbConfig(db),
     nodes: nodes.map((n) => ({
       id: n.nodeId,
       rpcUrl: n.rpcUrl,
@@ -87,12 +64,7 @@ export async function startBed(
   const fleetFile = `/tmp/kwc-fleet-${db.name}.json`;
   writeFileSync(fleetFile, JSON.stringify(fleet));
   const tokens = Object.fromEntries(nodes.map((n) => [n.nodeId, n.rpcToken]));
-  const rdsData = new RDSDataClient({
-    endpoint: dataApi.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
+  const rdsData = localDataApiClient(dataApi.endpoint);
   const clients: SipWsClient[] = [];
   return {
     engine,

@@ -1,41 +1,22 @@
 // Shared wiring for the worker's integration tests: the local Data API server over the test
 // database, the real RDSDataClient, the Data API store, the real JSON-RPC client and a worker
 // built from them (the same factories the Lambda handler uses).
-import { RDSDataClient } from "@aws-sdk/client-rds-data";
+import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
 import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
 import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
 import type { DeadLetterSink, DlqItem } from "../../../lambdas/core/ports.ts";
 import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
-import {
-  defaultTargets,
-  LOCAL_MYSQL_ARN,
-  LOCAL_POSTGRES_ARN,
-  LOCAL_SECRET_ARN,
-} from "../../../local/dataapi/config.ts";
+import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
-import type { Engine, TestDb } from "../../helpers/db.ts";
+import { localDataApiClient } from "../../helpers/dataapi.ts";
+import type { Engine } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 
 export async function startDataApi(): Promise<{ server: DataApiServer; client: RDSDataClient }> {
   const server = await startDataApiServer({ targets: defaultTargets(), statementTimeoutMs: 10_000 });
-  const client = new RDSDataClient({
-    endpoint: server.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
-  return { server, client };
-}
-
-export function databaseConfig(db: TestDb): FleetConfig["database"] {
-  return {
-    engine: db.engine,
-    resourceArn: db.engine === "postgres" ? LOCAL_POSTGRES_ARN : LOCAL_MYSQL_ARN,
-    secretArn: LOCAL_SECRET_ARN,
-    name: db.name,
-  };
+  return { server, client: localDataApiClient(server.endpoint) };
 }
 
 export function nodeConfigOf(

@@ -13,12 +13,13 @@ import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
 import { createWorkerHandler } from "../../../lambdas/handlers/worker.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
+import { testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
-import { databaseConfig, envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
 
 let db: TestDb;
 let rx: EventReceiver;
@@ -46,7 +47,7 @@ beforeAll(async () => {
   ]);
   fleet = {
     version: 1,
-    database: databaseConfig(db),
+    database: testDbConfig(db),
     notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
     nodes: [nodeConfigOf(nodeA, "nated"), nodeConfigOf(nodeB, "nated")],
   };

@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
 import type { NodeScope } from "../../../lambdas/core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
+import { testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
-import { databaseConfig, type Engine, startDataApi } from "./harness.ts";
+import { type Engine, startDataApi } from "./harness.ts";
 
 const HOSTILE = `a%_'"\\!~(<x`;
 
@@ -47,7 +48,7 @@ describe.each<Engine>(["postgres", "mysql"])("Data API store on %s", (engine) =>
     await db.createNodeTable("aw_n1");
     await db.createNodeTable("aw_n2");
     api = await startDataApi();
-    store = new DataApiWatcherStore(api.client, databaseConfig(db));
+    store = new DataApiWatcherStore(api.client, testDbConfig(db));
   });
   afterAll(async () => {
     await api?.server.close();
