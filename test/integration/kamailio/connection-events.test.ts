@@ -3,47 +3,28 @@
 // only the keepalive's websocket:closed for a silent peer).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectionClosed, KamailioEvent } from "../../../lambdas/core/contract.ts";
-import { createTestDb, type TestDb } from "../../helpers/db.ts";
-import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
-import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
+import type { KamailioNode } from "../../helpers/kamailio.ts";
+import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
+import type { EventReceiver } from "../../helpers/receiver.ts";
 import { type DieMode, SipWsClient } from "../../helpers/sip-ws-client.ts";
 
 const PRESENTITY = "sip:alice@example.com";
-let db: TestDb;
+let bed: NodeBed;
 let rx: EventReceiver;
 let node: KamailioNode;
-const clients: SipWsClient[] = [];
+let clients: SipWsClient[];
 
 const closedFor = (client: SipWsClient) => (e: KamailioEvent) =>
   e.type === "connection.closed" && e.peer.ip === client.localAddress && e.peer.port === client.localPort;
 
-async function watcher(user: string): Promise<SipWsClient> {
-  const c = await SipWsClient.connect(node.wsUrl, { user });
-  clients.push(c);
-  const sub = await c.subscribe(PRESENTITY);
-  expect(sub.status).toBe(200);
-  await c.waitForNotify((n) => n.callId === sub.callId);
-  return c;
-}
+const watcher = async (user: string) => (await bed.watch(user, PRESENTITY)).c;
 
 beforeAll(async () => {
-  db = await createTestDb("postgres", "kamconn");
-  rx = await startEventReceiver();
-  node = await startKamailio({
-    nodeId: "conn-node",
-    db,
-    listenIp: "127.0.0.2",
-    ingestUrl: rx.url,
-    ingestKey: rx.key,
-  });
+  bed = await startNodeBed("postgres", "kamconn", { nodeId: "conn-node", listenIp: "127.0.0.2" });
+  ({ rx, node, clients } = bed);
 });
 
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await node?.stop();
-  await rx?.close();
-  await db?.drop();
-});
+afterAll(() => bed?.close());
 
 describe("connection.closed on Kamailio 5.6.3", () => {
   it("reports every way of dying, each as valid contract events with node, boot and peer", async () => {

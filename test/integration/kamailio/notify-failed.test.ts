@@ -4,10 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KamailioEvent, NotifyFailed, PresenceChanged } from "../../../lambdas/core/contract.ts";
 import { parseMessage } from "../../../lambdas/core/parse.ts";
-import { createTestDb, type TestDb } from "../../helpers/db.ts";
-import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
-import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
-import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
+import type { TestDb } from "../../helpers/db.ts";
+import type { KamailioNode } from "../../helpers/kamailio.ts";
+import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
+import type { EventReceiver } from "../../helpers/receiver.ts";
+import type { SipWsClient, Subscription } from "../../helpers/sip-ws-client.ts";
 import { waitUntil } from "../../helpers/wait.ts";
 
 const PRESENTITY = "sip:carol@example.com";
@@ -15,38 +16,22 @@ const PRESENTITY = "sip:carol@example.com";
 const HOSTILE_CALL_IDS = [`q"uo\\te%'<_!~(x)@h`, `b\\\\s"'%25<>:[]{}?/`, "pct%22_%5C'!~@h"];
 const HOSTILE_TAGS = ["a'b%c_d!e~f", "%22'_!~`+*.-", "x'%~!"];
 
+let bed: NodeBed;
 let db: TestDb;
 let rx: EventReceiver;
 let node: KamailioNode;
-const clients: SipWsClient[] = [];
 
-async function client(user: string): Promise<SipWsClient> {
-  const c = await SipWsClient.connect(node.wsUrl, { user });
-  clients.push(c);
-  return c;
-}
+const client = (user: string): Promise<SipWsClient> => bed.connect(user);
 
 const failedFor = (sub: Subscription) => (e: KamailioEvent) =>
   e.type === "notify.failed" && e.dialog.callId === sub.callId;
 
 beforeAll(async () => {
-  db = await createTestDb("postgres", "kamnotify");
-  rx = await startEventReceiver();
-  node = await startKamailio({
-    nodeId: "notify-node",
-    db,
-    listenIp: "127.0.0.3",
-    ingestUrl: rx.url,
-    ingestKey: rx.key,
-  });
+  bed = await startNodeBed("postgres", "kamnotify", { nodeId: "notify-node", listenIp: "127.0.0.3" });
+  ({ db, rx, node } = bed);
 });
 
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await node?.stop();
-  await rx?.close();
-  await db?.drop();
-});
+afterAll(() => bed?.close());
 
 describe("notify.failed and presence.changed on Kamailio 5.6.3", () => {
   it("reports 481, 500 and a timed-out NOTIFY with the dialog key; hostile ids survive as JSON", async () => {

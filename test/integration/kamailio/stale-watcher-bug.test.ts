@@ -8,10 +8,11 @@
 // MariaDB's index order) and, on PostgreSQL, its row is touched with a no-op UPDATE after every
 // initial NOTIFY (a new tuple goes to the end of the heap). The test checks that order first.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
-import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
-import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
-import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
+import type { Engine, TestDb } from "../../helpers/db.ts";
+import type { KamailioNode } from "../../helpers/kamailio.ts";
+import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
+import type { EventReceiver } from "../../helpers/receiver.ts";
+import type { Subscription } from "../../helpers/sip-ws-client.ts";
 import { waitUntil } from "../../helpers/wait.ts";
 
 // A matrix, not a cross-product: the bug on both engines (nated contacts), once with alias
@@ -31,41 +32,24 @@ const MATRIX: {
 describe.each(MATRIX)(
   "GH #4118 on 5.6.3: $engine, notifier_processes=$notifierProcesses, $contactStyle contacts",
   ({ engine, listenIp, notifierProcesses, contactStyle }) => {
+    let bed: NodeBed;
     let db: TestDb;
     let rx: EventReceiver;
     let node: KamailioNode;
-    const clients: SipWsClient[] = [];
-    const ph = (n: number) => (engine === "postgres" ? `$${n}` : "?");
+    const ph = (n: number) => bed.ph(n);
+    const watch = (user: string, presentity: string, event: string) => bed.watch(user, presentity, event);
 
     beforeAll(async () => {
-      db = await createTestDb(engine, "kambug");
-      rx = await startEventReceiver();
-      node = await startKamailio({
+      bed = await startNodeBed(engine, "kambug", {
         nodeId: `bug-${engine}`,
-        db,
         listenIp,
         notifierProcesses,
         contactStyle,
-        ingestUrl: rx.url,
-        ingestKey: rx.key,
       });
+      ({ db, rx, node } = bed);
     });
 
-    afterAll(async () => {
-      for (const c of clients) c.close();
-      await node?.stop();
-      await rx?.close();
-      await db?.drop();
-    });
-
-    async function watch(user: string, presentity: string, event: string) {
-      const c = await SipWsClient.connect(node.wsUrl, { user });
-      clients.push(c);
-      const sub = await c.subscribe(presentity, { event });
-      expect(sub.status).toBe(200);
-      await c.waitForNotify((n) => n.callId === sub.callId);
-      return { c, sub };
-    }
+    afterAll(() => bed?.close());
 
     /** callids in the order Kamailio's SELECT returns them (no ORDER BY, as presence does). */
     async function scanOrder(presentity: string, event: string): Promise<string[]> {
@@ -85,8 +69,7 @@ describe.each(MATRIX)(
       "%s: a dead watcher notified first (sync: 500, row stays, survivors starve until it is deleted; notifier: Kamailio deletes it)",
       async (event) => {
         const presentity = `sip:boss-${event}@example.com`;
-        const publisher = await SipWsClient.connect(node.wsUrl, { user: `boss-${event}` });
-        clients.push(publisher);
+        const publisher = await bed.connect(`boss-${event}`);
         expect(await publisher.publish(presentity, { event })).toBe(200);
 
         const s1 = await watch(`s1-${event}`, presentity, event);

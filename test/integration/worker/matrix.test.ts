@@ -11,11 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectionClosed, KamailioEvent, NotifyFailed } from "../../../lambdas/core/contract.ts";
 import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
-import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
-import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
-import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
-import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
-import { databaseConfig, envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { testDbConfig } from "../../helpers/dataapi.ts";
+import type { Engine, TestDb } from "../../helpers/db.ts";
+import type { KamailioNode } from "../../helpers/kamailio.ts";
+import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
+import type { EventReceiver } from "../../helpers/receiver.ts";
+import type { Subscription } from "../../helpers/sip-ws-client.ts";
+import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
 
 const MATRIX: { engine: Engine; style: "nated" | "alias"; listenIp: string }[] = [
   { engine: "postgres", style: "nated", listenIp: "127.0.0.41" },
@@ -25,52 +27,38 @@ const MATRIX: { engine: Engine; style: "nated" | "alias"; listenIp: string }[] =
 describe.each(MATRIX)(
   "worker on $engine with $style contacts, notifier_processes=0",
   ({ engine, style, listenIp }) => {
+    let bed: NodeBed;
     let db: TestDb;
     let rx: EventReceiver;
     let node: KamailioNode;
     let api: { server: DataApiServer; client: RDSDataClient };
     let fleet: FleetConfig;
-    const clients: SipWsClient[] = [];
-    const ph = (n: number) => (engine === "postgres" ? `$${n}` : "?");
+    const ph = (n: number) => bed.ph(n);
     const worker = () => workerFor(fleet, api.client, new Map([[node.nodeId, node.rpcToken]]));
+    const watch = (user: string, presentity: string, event: string) => bed.watch(user, presentity, event);
 
     beforeAll(async () => {
-      db = await createTestDb(engine, "wmatrix");
-      rx = await startEventReceiver();
-      node = await startKamailio({
+      bed = await startNodeBed(engine, "wmatrix", {
         nodeId: `wm-${engine}`,
-        db,
         listenIp,
         contactStyle: style,
         notifierProcesses: 0,
-        ingestUrl: rx.url,
-        ingestKey: rx.key,
       });
+      ({ db, rx, node } = bed);
       api = await startDataApi();
       fleet = {
         version: 1,
-        database: databaseConfig(db),
+        database: testDbConfig(db),
         notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
         nodes: [nodeConfigOf(node, style)],
       };
     });
 
     afterAll(async () => {
-      for (const c of clients) c.close();
-      await node?.stop();
-      await rx?.close();
       await api?.server.close();
-      await db?.drop();
+      await bed?.close();
     });
 
-    async function watch(user: string, presentity: string, event: string) {
-      const c = await SipWsClient.connect(node.wsUrl, { user });
-      clients.push(c);
-      const sub = await c.subscribe(presentity, { event });
-      expect(sub.status).toBe(200);
-      await c.waitForNotify((n) => n.callId === sub.callId);
-      return { c, sub };
-    }
     const rowsOf = (sub: Subscription) =>
       db.query(`SELECT id, contact FROM active_watchers WHERE callid = ${ph(1)}`, [sub.callId]);
 
@@ -78,8 +66,7 @@ describe.each(MATRIX)(
       "%s: the stale row is deleted and every survivor is notified",
       async (event) => {
         const presentity = `sip:boss-${event}@example.com`;
-        const publisher = await SipWsClient.connect(node.wsUrl, { user: `boss-${event}` });
-        clients.push(publisher);
+        const publisher = await bed.connect(`boss-${event}`);
         expect(await publisher.publish(presentity, { event })).toBe(200);
         const s1 = await watch(`s1-${event}`, presentity, event);
         const s2 = await watch(`s2-${event}`, presentity, event);
@@ -142,11 +129,10 @@ describe.each(MATRIX)(
 
     it("notify.failed deletes exactly its dialog; the key in another letter case leaves it alone", async () => {
       const presentity = "sip:nf@example.com";
-      const publisher = await SipWsClient.connect(node.wsUrl, { user: "nf" });
-      clients.push(publisher);
+      const publisher = await bed.connect("nf");
       expect(await publisher.publish(presentity)).toBe(200);
-      const gone = await watch("gone", presentity, "presence");
-      const keep = await watch("keep", presentity, "presence");
+      const gone = await bed.watch("gone", presentity);
+      const keep = await bed.watch("keep", presentity);
       gone.c.answerNotifiesWith(410);
       expect(await publisher.publish(presentity)).toBe(200);
       const failed = (await rx.waitFor(
@@ -177,49 +163,33 @@ describe.each(MATRIX)(
 // Kamailio's notifier deletes an undeliverable row itself, but only when it next tries to NOTIFY
 // it; what only the worker does is delete it at once on the close event, with an audit record.
 describe("worker on mysql with nated contacts, notifier_processes=1", () => {
+  let bed: NodeBed;
   let db: TestDb;
   let rx: EventReceiver;
   let node: KamailioNode;
   let api: { server: DataApiServer; client: RDSDataClient };
-  const clients: SipWsClient[] = [];
 
   beforeAll(async () => {
-    db = await createTestDb("mysql", "wnotif");
-    rx = await startEventReceiver();
-    node = await startKamailio({
+    bed = await startNodeBed("mysql", "wnotif", {
       nodeId: "wm-notifier",
-      db,
       listenIp: "127.0.0.43",
       notifierProcesses: 1,
-      ingestUrl: rx.url,
-      ingestKey: rx.key,
     });
+    ({ db, rx, node } = bed);
     api = await startDataApi();
   });
 
   afterAll(async () => {
-    for (const c of clients) c.close();
-    await node?.stop();
-    await rx?.close();
     await api?.server.close();
-    await db?.drop();
+    await bed?.close();
   });
 
   it("deletes the stale row on the close event, before Kamailio would, and the survivor is still notified", async () => {
     const presentity = "sip:nm@example.com";
-    const publisher = await SipWsClient.connect(node.wsUrl, { user: "nm" });
-    clients.push(publisher);
+    const publisher = await bed.connect("nm");
     expect(await publisher.publish(presentity)).toBe(200);
-    const watch = async (user: string) => {
-      const c = await SipWsClient.connect(node.wsUrl, { user });
-      clients.push(c);
-      const sub = await c.subscribe(presentity);
-      expect(sub.status).toBe(200);
-      await c.waitForNotify((n) => n.callId === sub.callId);
-      return { c, sub };
-    };
-    const survivor = await watch("nm-s");
-    const dead = await watch("nm-dead");
+    const survivor = await bed.watch("nm-s", presentity);
+    const dead = await bed.watch("nm-dead", presentity);
     await dead.c.die("terminate");
     const closedEvent = (await rx.waitFor(
       (e) => e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",
@@ -231,7 +201,7 @@ describe("worker on mysql with nated contacts, notifier_processes=1", () => {
 
     const fleet: FleetConfig = {
       version: 1,
-      database: databaseConfig(db),
+      database: testDbConfig(db),
       notifyFailureCodes: [481, 408, 404, 410],
       nodes: [nodeConfigOf(node, "nated", 1)],
     };
