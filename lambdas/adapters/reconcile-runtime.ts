@@ -4,14 +4,12 @@
  * Clients are built once; the fleet config is re-read at most every FLEET_CONFIG_TTL_MS.
  */
 import { RDSDataClient } from "@aws-sdk/client-rds-data";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { SSMClient } from "@aws-sdk/client-ssm";
 import type { CleanupReport, CleanupRequest } from "../core/cleanup-request.ts";
 import type { FleetConfig } from "../core/fleet.ts";
 import type { KamailioClient } from "../core/ports.ts";
 import { kamailioProbe } from "../core/reconcile-probe.ts";
 import { runCleanup, type SweepHooks, type SweepOptions } from "../core/reconcile-sweep.ts";
-import { cached, cachedSecrets, FLEET_CONFIG_TTL_MS, loadFleetConfig } from "./config-source.ts";
+import { fleetSourceFromEnv } from "./config-source.ts";
 import { KamailioRpcClient } from "./kamailio-rpc.ts";
 import { DataApiReconcileStore } from "./reconcile-store.ts";
 
@@ -23,19 +21,9 @@ export interface ReconcileRuntime {
 
 /** Builds the clients once from the environment (KWC_FLEET_CONFIG, AWS_ENDPOINT_URL_* for local endpoints). */
 export function runtimeFromEnv(env: NodeJS.ProcessEnv = process.env, fleetSpec?: string): ReconcileRuntime {
-  const ssm = new SSMClient({});
-  const secretsManager = new SecretsManagerClient({});
-  const secret = cachedSecrets({ ssm, secretsManager, env });
+  const { loadFleet, secret } = fleetSourceFromEnv(env, fleetSpec);
   return {
-    loadFleet: cached(() => {
-      // read when first needed: local mode may set the variable after importing the handler
-      const spec = fleetSpec ?? env.KWC_FLEET_CONFIG;
-      if (!spec)
-        throw new Error(
-          "no fleet config: set KWC_FLEET_CONFIG (file:/abs/fleet.json or ssm-path:/kwc/fleet)",
-        );
-      return loadFleetConfig(spec, { ssm, secretsManager, env });
-    }, FLEET_CONFIG_TTL_MS),
+    loadFleet,
     rdsData: new RDSDataClient({}),
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
   };

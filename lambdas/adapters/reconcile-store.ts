@@ -5,6 +5,7 @@
  * scope, the distinct sockets of a table, and the per-node watchers table DDL.
  */
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
+import { isResponseTooLarge } from "../core/classify.ts";
 import type { DatabaseConfig } from "../core/fleet.ts";
 import type { WatcherRow } from "../core/ports.ts";
 import type { ReconcileStore, RowFilter } from "../core/reconcile-sweep.ts";
@@ -41,14 +42,6 @@ export function recordBytes(values: readonly unknown[]): number {
   let bytes = 2;
   for (const v of values) bytes += FIELD_OVERHEAD_BYTES + (JSON.stringify(v ?? null)?.length ?? 4);
   return bytes;
-}
-
-function isTooLarge(error: unknown): boolean {
-  const e = error as { name?: string; message?: string };
-  return (
-    /UnsupportedResult|BadRequest|DatabaseError/.test(e.name ?? "") &&
-    /response size|too large|exceed/i.test(e.message ?? "")
-  );
 }
 
 /**
@@ -181,7 +174,7 @@ export class DataApiReconcileStore implements ReconcileStore {
           selectPageStatement(this.dialect, table, filter, afterId, limit),
         ));
       } catch (error) {
-        if (!isTooLarge(error) || limit <= MIN_PAGE_ROWS) throw error;
+        if (!isResponseTooLarge(error) || limit <= MIN_PAGE_ROWS) throw error;
         this.stats.shrinks++;
         this.#pageRows = Math.max(MIN_PAGE_ROWS, Math.floor(limit / 2));
         continue;

@@ -8,7 +8,7 @@
 import type { DatabaseEngine, NodeFacts } from "./fleet.ts";
 import { versionAtLeast } from "./fleet.ts";
 
-/** Kamailio answered HTTP 200/500 with a JSON-RPC `error` member. */
+/** Kamailio answered with a JSON-RPC `error` member (HTTP 200/500), or refused the token (HTTP 401/403). */
 export class RpcFaultError extends Error {
   override readonly name = "RpcFaultError";
   constructor(
@@ -33,19 +33,16 @@ export class RpcTransportError extends Error {
   }
 }
 
-/** Data API exception names that mean "try again later" (the SDK does not retry the 400 ones). */
-export const TRANSIENT_DATA_API_ERRORS = new Set([
-  "DatabaseResumingException",
-  "StatementTimeoutException",
-  "DatabaseUnavailableException",
-  "InternalServerErrorException",
-  "ServiceUnavailableError",
-  "ThrottlingException",
-  "TooManyRequestsException",
-  "TimeoutError",
-  "RequestTimeout",
-  "AbortError",
-]);
+/**
+ * The two Data API exceptions the model answers with HTTP 400 that still mean "try again later"
+ * (a paused Aurora cluster is resuming; a statement timed out while it resumed). The SDK does not
+ * retry them. Every other fault is judged by its class, not its name: 5xx, 429, `$fault: "server"`
+ * or an SDK-retryable error is transient, a 4xx is not.
+ */
+export const RETRY_LATER_400_ERRORS = new Set(["DatabaseResumingException", "StatementTimeoutException"]);
+
+/** No answer at all (the request may not have reached the service): client-side timeouts. */
+const CLIENT_TIMEOUT_ERRORS = new Set(["TimeoutError", "AbortError"]);
 
 const TRANSIENT_NETWORK_CODES = new Set([
   "ECONNREFUSED",
@@ -69,25 +66,44 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-/** Data API / database errors. */
+function hasNetworkCode(error: unknown): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  return [e?.code, e?.cause?.code].some(
+    (code) => typeof code === "string" && TRANSIENT_NETWORK_CODES.has(code),
+  );
+}
+
+/** Data API / database errors, by retryability and status class (see RETRY_LATER_400_ERRORS). */
 export function classifyStoreError(error: unknown): Fault {
-  const e = error as {
-    name?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-    cause?: unknown;
-  };
+  const e = error as
+    | {
+        name?: string;
+        $fault?: "client" | "server";
+        $retryable?: unknown;
+        $metadata?: { httpStatusCode?: number };
+      }
+    | undefined;
   const status = e?.$metadata?.httpStatusCode;
-  const causeCode = (e?.cause as { code?: string } | undefined)?.code;
-  if (
-    (e?.name && TRANSIENT_DATA_API_ERRORS.has(e.name)) ||
-    (e?.code && TRANSIENT_NETWORK_CODES.has(e.code)) ||
-    (causeCode && TRANSIENT_NETWORK_CODES.has(causeCode)) ||
-    (status !== undefined && status >= 500)
-  ) {
-    return { kind: "transient", detail: messageOf(error) };
-  }
-  return { kind: "permanent", detail: messageOf(error) };
+  const transient =
+    (status !== undefined && (status >= 500 || status === 429)) ||
+    e?.$fault === "server" ||
+    Boolean(e?.$retryable) ||
+    (e?.name !== undefined && RETRY_LATER_400_ERRORS.has(e.name)) ||
+    (status === undefined && e?.name !== undefined && CLIENT_TIMEOUT_ERRORS.has(e.name)) ||
+    hasNetworkCode(error);
+  return { kind: transient ? "transient" : "permanent", detail: messageOf(error) };
+}
+
+/**
+ * The Data API refused to return a result that big (over the 1 MiB response limit): a client fault
+ * (4xx, never retried as is) whose message says so; the caller may ask for a smaller page. The
+ * exception's name is not relied on (BadRequestException or UnsupportedResultException).
+ */
+export function isResponseTooLarge(error: unknown): boolean {
+  const e = error as { message?: unknown; $fault?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode;
+  const clientFault = e?.$fault === "client" || (status !== undefined && status >= 400 && status < 500);
+  return clientFault && /response size|too large|exceed/i.test(String(e?.message ?? ""));
 }
 
 /** What a refresh 500 ("Execution failed") means on this node. */
@@ -122,11 +138,8 @@ export function classifyRpcError(
     // 401/403 from xhttp (bad token), Method Not Found, bad parameters: retrying cannot help.
     return { kind: "permanent", detail: error.message };
   }
-  const code = (error as { code?: string; cause?: { code?: string } })?.code;
-  const causeCode = (error as { cause?: { code?: string } })?.cause?.code;
-  if ((code && TRANSIENT_NETWORK_CODES.has(code)) || (causeCode && TRANSIENT_NETWORK_CODES.has(causeCode)))
-    return { kind: "transient", detail: messageOf(error) };
-  if (error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError"))
+  if (hasNetworkCode(error)) return { kind: "transient", detail: messageOf(error) };
+  if (error instanceof Error && CLIENT_TIMEOUT_ERRORS.has(error.name))
     return { kind: "transient", detail: messageOf(error) };
   return { kind: "permanent", detail: messageOf(error) };
 }

@@ -3,7 +3,7 @@
  * telemetry. Adapters (lambdas/adapters/*) implement them; tests pass fakes.
  */
 import type { DialogKey } from "./contract.ts";
-import type { ContactStyle, NodeConfig } from "./fleet.ts";
+import type { ContactStyle, NodeConfig, NodeFacts } from "./fleet.ts";
 import type { Peer } from "./peer.ts";
 
 /** The part of `active_watchers` the service reads. */
@@ -87,6 +87,18 @@ export interface NodeStatus {
   subsDbMode?: number;
   notifierProcesses?: number;
   watchersTable?: string;
+}
+
+/** What the node's status says wins over its config; the config fills what the status leaves out. */
+export function factsFromStatus(node: NodeConfig, status: NodeStatus): NodeFacts {
+  const facts: NodeFacts = {
+    kamailioVersion: status.version ?? node.kamailioVersion,
+    subsDbMode: status.subsDbMode ?? node.subsDbMode,
+    notifierProcesses: status.notifierProcesses ?? node.notifierProcesses,
+    source: "status",
+  };
+  if (status.boot) facts.bootId = status.boot;
+  return facts;
 }
 
 export interface KamailioClient {

@@ -4,7 +4,7 @@
  */
 import { RpcFaultError } from "./classify.ts";
 import type { NodeConfig } from "./fleet.ts";
-import type { KamailioClient } from "./ports.ts";
+import { factsFromStatus, type KamailioClient } from "./ports.ts";
 import type { NodeProbe, NodeStatus } from "./reconcile-sweep.ts";
 
 export function kamailioProbe(client: KamailioClient, nodes: readonly NodeConfig[]): NodeProbe {
@@ -18,11 +18,12 @@ export function kamailioProbe(client: KamailioClient, nodes: readonly NodeConfig
     async status(n): Promise<NodeStatus> {
       const node = config(n.id);
       const s = await client.status(node);
+      const facts = factsFromStatus(node, s);
       return {
-        bootId: s.boot ?? "unknown",
-        kamailioVersion: s.version ?? node.kamailioVersion,
-        subsDbMode: s.subsDbMode ?? node.subsDbMode,
-        notifierProcesses: s.notifierProcesses ?? node.notifierProcesses,
+        bootId: facts.bootId ?? "unknown",
+        kamailioVersion: facts.kamailioVersion,
+        subsDbMode: facts.subsDbMode,
+        notifierProcesses: facts.notifierProcesses,
         ...(s.watchersTable ? { watchersTable: s.watchersTable } : {}),
       };
     },

@@ -4,8 +4,13 @@
  * once) → DLQ for rejected events → the ids of the records whose work hit a transient fault.
  * I/O only through the ports; the handler (lambdas/handlers/worker.ts) wires the adapters.
  */
-import { classifyRpcError, classifyStoreError, type Fault } from "./classify.ts";
-import type { KamailioEvent } from "./contract.ts";
+import {
+  classifyRpcError,
+  classifyStoreError,
+  type Fault,
+  RpcFaultError,
+  RpcTransportError,
+} from "./classify.ts";
 import {
   type DatabaseEngine,
   type FleetConfig,
@@ -15,8 +20,15 @@ import {
   type NodeFacts,
 } from "./fleet.ts";
 import { parseMessage } from "./parse.ts";
-import { contactMatchesPeer, type Peer, peerKey, peersOfContact } from "./peer.ts";
-import { fanoutTargets, type NodePlan, planBatch, presentityKeyId, type SourcedEvent } from "./plan.ts";
+import { contactMatchesPeer, type Peer, peerKey } from "./peer.ts";
+import {
+  dialogKeyId,
+  fanoutTargets,
+  type NodePlan,
+  planBatch,
+  presentityKeyId,
+  type SourcedEvent,
+} from "./plan.ts";
 import type {
   AuditRecord,
   DeadLetterSink,
@@ -28,7 +40,8 @@ import type {
   WatcherRow,
   WatcherStore,
 } from "./ports.ts";
-import { scopeOf } from "./ports.ts";
+import { factsFromStatus, scopeOf } from "./ports.ts";
+import { contactPeer } from "./reconcile.ts";
 
 export interface InputRecord {
   messageId: string;
@@ -76,8 +89,12 @@ async function pool<T>(items: readonly T[], limit: number, run: (item: T) => Pro
   await Promise.all(workers);
 }
 
-function describeEvent(e: KamailioEvent): Record<string, unknown> {
-  return { ...e };
+/** A row chosen for deletion, with what its audit record will say. */
+interface Doomed {
+  row: WatcherRow;
+  reason: AuditRecord["reason"];
+  source?: SourcedEvent | undefined;
+  peer?: Peer;
 }
 
 /** Creates the batch processor; keeps per-instance caches (node status) between invocations. */
@@ -92,13 +109,7 @@ export function createWorker(deps: WorkerDeps) {
     const fallback = factsFromConfig(node);
     try {
       const status = await deps.kamailio.status(node);
-      const facts: NodeFacts = {
-        kamailioVersion: status.version ?? fallback.kamailioVersion,
-        subsDbMode: status.subsDbMode ?? fallback.subsDbMode,
-        notifierProcesses: status.notifierProcesses ?? fallback.notifierProcesses,
-        source: "status",
-      };
-      if (status.boot) facts.bootId = status.boot;
+      const facts = factsFromStatus(node, status);
       const mismatches = (["kamailioVersion", "subsDbMode", "notifierProcesses"] as const).filter(
         (k) => String(facts[k]) !== String(fallback[k]),
       );
@@ -171,7 +182,7 @@ export function createWorker(deps: WorkerDeps) {
       log.info("event needs no cleanup", {
         reason,
         messageId: source.messageId,
-        event: describeEvent(source.event),
+        event: source.event,
       });
     }
 
@@ -259,32 +270,20 @@ export function createWorker(deps: WorkerDeps) {
       try {
         // 1. Rows first.
         const rows = await store.selectCandidates(scope, criteria);
-        const dialogIds = new Map(
-          [...work.dialogs.values()].map((d) => [
-            JSON.stringify([d.key.callId, d.key.toTag, d.key.fromTag]),
-            d,
-          ]),
-        );
-        const chosen = new Map<
-          number,
-          { row: WatcherRow; reason: AuditRecord["reason"]; source?: SourcedEvent; peer?: Peer }
-        >();
-        const peerRows: { row: WatcherRow; peer: Peer; source?: SourcedEvent }[] = [];
+        const chosen = new Map<number, Doomed>();
+        const peerRows: (Doomed & { peer: Peer })[] = [];
         for (const row of rows) {
-          const d = dialogIds.get(JSON.stringify([row.callId, row.toTag, row.fromTag]));
+          // Byte-exact re-check of the dialog key (the plan's map is keyed the same way).
+          const d = work.dialogs.get(dialogKeyId(row));
           if (d) {
             chosen.set(row.id, { row, reason: "notify.failed", source: d.sources[0] });
             continue;
           }
           // The TS matcher re-checks what the SQL pre-selected (the SQL may be wider, never narrower).
-          for (const p of work.peers.values()) {
-            if (contactMatchesPeer(row.contact, p.peer, node.contactStyle)) {
-              const entry: { row: WatcherRow; peer: Peer; source?: SourcedEvent } = { row, peer: p.peer };
-              if (p.sources[0]) entry.source = p.sources[0];
-              peerRows.push(entry);
-              break;
-            }
-          }
+          const p = [...work.peers.values()].find((w) =>
+            contactMatchesPeer(row.contact, w.peer, node.contactStyle),
+          );
+          if (p) peerRows.push({ row, reason: "connection.closed", peer: p.peer, source: p.sources[0] });
         }
         // 2. Connections second: a peer connected now keeps its rows, whatever the boot id says.
         if (peerRows.length > 0) {
@@ -300,18 +299,7 @@ export function createWorker(deps: WorkerDeps) {
               });
               continue;
             }
-            const entry: {
-              row: WatcherRow;
-              reason: AuditRecord["reason"];
-              source?: SourcedEvent;
-              peer?: Peer;
-            } = {
-              row: pr.row,
-              reason: "connection.closed",
-              peer: pr.peer,
-            };
-            if (pr.source) entry.source = pr.source;
-            chosen.set(pr.row.id, entry);
+            chosen.set(pr.row.id, pr);
           }
         }
         if (chosen.size === 0) return;
@@ -329,7 +317,7 @@ export function createWorker(deps: WorkerDeps) {
         }
       } catch (error) {
         const fault =
-          error instanceof Error && /^(RpcFaultError|RpcTransportError)$/.test(error.name)
+          error instanceof RpcFaultError || error instanceof RpcTransportError
             ? classifyRpcError(error, "core.tcp_list", facts, engine)
             : classifyStoreError(error);
         if (fault.kind === "permanent") {
@@ -371,14 +359,18 @@ export function createWorker(deps: WorkerDeps) {
       }
     }
 
-    /** Reconcile one presentity on one node: delete its rows whose peer is not connected now. */
+    /**
+     * Reconcile one presentity on one node: delete its WebSocket watchers whose peer is not
+     * connected now (judged as the reconcile sweep judges them: a row that names no WS peer, e.g.
+     * a UDP watcher, has no connection to look for and stays).
+     */
     async function reconcileOnce(node: NodeConfig, key: PresentityKey): Promise<number> {
       const scope = scopeOf(node);
       const rows = await store.selectByPresentity(scope, key);
       const live = await livePeers(node);
       const dead = rows.filter((row) => {
-        const peers = peersOfContact(row.contact, node.contactStyle);
-        return peers.length > 0 && peers.every((p) => !live.has(peerKey(p)));
+        const peer = contactPeer(row.contact, node.contactStyle);
+        return peer !== undefined && !live.has(peerKey(peer));
       });
       if (dead.length === 0) return 0;
       const deletedIds = new Set(

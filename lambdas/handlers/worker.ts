@@ -7,11 +7,9 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { RDSDataClient } from "@aws-sdk/client-rds-data";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { SSMClient } from "@aws-sdk/client-ssm";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { cached, cachedSecrets, FLEET_CONFIG_TTL_MS, loadFleetConfig } from "../adapters/config-source.ts";
+import { fleetSourceFromEnv } from "../adapters/config-source.ts";
 import { DataApiWatcherStore } from "../adapters/data-api-store.ts";
 import { KamailioRpcClient } from "../adapters/kamailio-rpc.ts";
 import { SqsDeadLetterSink } from "../adapters/sqs-dlq.ts";
@@ -57,14 +55,12 @@ function buildDefaultHandler() {
     namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "KamailioWatcherCleanup",
     serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "kwc-worker",
   });
-  const spec = process.env.KWC_FLEET_CONFIG ?? "";
   const dlqUrl = process.env.KWC_DLQ_URL ?? "";
-  const awsDeps = { ssm: new SSMClient({}), secretsManager: new SecretsManagerClient({}) };
-  const secrets = cachedSecrets(awsDeps);
+  const { loadFleet, secret } = fleetSourceFromEnv();
   return createWorkerHandler({
-    fleet: cached(() => loadFleetConfig(spec, awsDeps), FLEET_CONFIG_TTL_MS),
+    fleet: loadFleet,
     storeFor: storeCache(new RDSDataClient({})),
-    kamailio: new KamailioRpcClient({ token: (node) => secrets(node.tokenSecret) }),
+    kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     // With AWS_ENDPOINT_URL_SQS (local mode) every call goes there, not to the QueueUrl's host.
     dlq: new SqsDeadLetterSink(
       new SQSClient({ useQueueUrlAsEndpoint: !process.env.AWS_ENDPOINT_URL_SQS }),

@@ -84,8 +84,11 @@ describe("DataApiReconcileStore paging", () => {
   beforeEach(() => rds.reset());
 
   it("sizes pages from the widest row seen and halves a page the Data API finds too large", async () => {
+    // As the SDK throws it: a client fault with its status (the name is not relied on).
     const tooLarge = Object.assign(new Error("Database returned more than the allowed response size limit"), {
       name: "BadRequestException",
+      $fault: "client",
+      $metadata: { httpStatusCode: 400 },
     });
     rds
       .on(ExecuteStatementCommand)

@@ -4,7 +4,13 @@ import type { SQSEvent } from "aws-lambda";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import { classifyRpcError, RpcFaultError, RpcTransportError } from "../../../lambdas/core/classify.ts";
+import {
+  classifyRpcError,
+  classifyStoreError,
+  isResponseTooLarge,
+  RpcFaultError,
+  RpcTransportError,
+} from "../../../lambdas/core/classify.ts";
 import { factsFromConfig } from "../../../lambdas/core/fleet.ts";
 import { planBatch } from "../../../lambdas/core/plan.ts";
 import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
@@ -290,7 +296,13 @@ describe("worker", () => {
       socketInfo: si1,
       presentityUri: "sip:bob@example.com",
     });
-    t.store.rows(n1.watchersTable).push(stale, alive);
+    // Not a WebSocket watcher (UDP, no connection to look for): only its expiry can make it stale.
+    const udp = watcherRow({
+      contact: "sip:c@1.2.3.7:5060",
+      socketInfo: si1,
+      presentityUri: "sip:bob@example.com",
+    });
+    t.store.rows(n1.watchersTable).push(stale, alive, udp);
     t.store.rows("aw_node_2").push(
       watcherRow({
         contact: "sip:z@9.9.9.9:9",
@@ -305,8 +317,8 @@ describe("worker", () => {
     expect(r.refreshes).toEqual([
       { node: "node-1", presentityUri: "sip:bob@example.com", event: "presence", outcome: "ok" },
     ]);
-    expect(t.store.rows(n1.watchersTable).map((x) => x.id)).toEqual([alive.id]);
-    expect(t.tel.audits.map((a) => a.reason)).toEqual(["reconcile.refresh-failed"]);
+    expect(t.store.rows(n1.watchersTable).map((x) => x.id)).toEqual([alive.id, udp.id]);
+    expect(t.tel.audits.map((a) => [a.reason, a.rowId])).toEqual([["reconcile.refresh-failed", stale.id]]);
     // Twice in a row: degraded, never a loop (2 refresh calls only).
     t.kamailio.refreshCalls = [];
     t.kamailio.refreshFailures.push(fault(), fault(), fault());
@@ -407,5 +419,50 @@ describe("classifyRpcError", () => {
     expect(
       classifyRpcError(Object.assign(new Error("x"), { code: "ECONNRESET" }), "m", f, "postgres").kind,
     ).toBe("transient");
+  });
+});
+
+describe("Data API error classification (by status class and retryability, not by guessed names)", () => {
+  const sdkError = (name: string, status?: number, extra: Record<string, unknown> = {}) =>
+    Object.assign(new Error(`${name} message`), {
+      name,
+      ...(status === undefined
+        ? {}
+        : { $fault: status >= 500 ? "server" : "client", $metadata: { httpStatusCode: status } }),
+      ...extra,
+    });
+  it.each([
+    ["DatabaseResumingException", 400, "transient"],
+    ["StatementTimeoutException", 400, "transient"],
+    ["ServiceUnavailableError", 503, "transient"],
+    ["DatabaseUnavailableException", 504, "transient"],
+    ["SomeFutureServerException", 500, "transient"],
+    ["ThrottledByAnyName", 429, "transient"],
+    ["DatabaseErrorException", 400, "permanent"],
+    ["BadRequestException", 400, "permanent"],
+    ["AccessDeniedException", 403, "permanent"],
+    ["DatabaseNotFoundException", 404, "permanent"],
+  ] as const)("%s (HTTP %d) → %s", (name, status, kind) => {
+    expect(classifyStoreError(sdkError(name, status)).kind).toBe(kind);
+  });
+  it("no answer at all (network codes, client-side timeouts) and SDK-retryable errors are transient", () => {
+    expect(classifyStoreError(Object.assign(new Error("reset"), { code: "ECONNRESET" })).kind).toBe(
+      "transient",
+    );
+    expect(classifyStoreError(new Error("x", { cause: { code: "ECONNREFUSED" } })).kind).toBe("transient");
+    expect(classifyStoreError(sdkError("TimeoutError")).kind).toBe("transient");
+    expect(classifyStoreError(sdkError("Odd", 400, { $retryable: { throttling: true } })).kind).toBe(
+      "transient",
+    );
+    expect(classifyStoreError(new Error("plain bug")).kind).toBe("permanent");
+  });
+  it("a too-large response is a client fault saying so, whatever the exception's name", () => {
+    const msg = "Database returned more than the allowed response size limit";
+    for (const name of ["BadRequestException", "UnsupportedResultException"])
+      expect(isResponseTooLarge(Object.assign(sdkError(name, 400), { message: msg }))).toBe(true);
+    expect(
+      isResponseTooLarge(Object.assign(sdkError("InternalServerErrorException", 500), { message: msg })),
+    ).toBe(false);
+    expect(isResponseTooLarge(sdkError("BadRequestException", 400))).toBe(false);
   });
 });
