@@ -14,6 +14,7 @@ import {
   type RowReason,
   summarize,
 } from "./cleanup-request.ts";
+import { forEachBounded } from "./pool.ts";
 import {
   classifyRow,
   type DatabaseEngine,
@@ -333,27 +334,19 @@ export async function runCleanup(
   }
   const shared = sharedTableRefusals(deps.fleet);
   const reports: NodeReport[] = new Array(nodes.length);
-  let next = 0;
-  const worker = async () => {
-    for (;;) {
-      const i = next++;
-      const node = nodes[i];
-      if (!node) return;
-      const sharedMessage = shared.get(node.id);
-      if (sharedMessage) {
-        reports[i] = { ...emptyReport(node.id), outcome: "refused", message: sharedMessage };
-      } else if (options.deadline !== undefined && Date.now() >= options.deadline) {
-        reports[i] = {
-          ...emptyReport(node.id),
-          outcome: "not-reached",
-          message: "time budget ran out before this node",
-        };
-      } else {
-        reports[i] = await sweepNode(deps, node, request, options);
-      }
+  await forEachBounded(nodes, options.concurrency ?? 4, async (node, i) => {
+    const sharedMessage = shared.get(node.id);
+    if (sharedMessage) {
+      reports[i] = { ...emptyReport(node.id), outcome: "refused", message: sharedMessage };
+    } else if (options.deadline !== undefined && Date.now() >= options.deadline) {
+      reports[i] = {
+        ...emptyReport(node.id),
+        outcome: "not-reached",
+        message: "time budget ran out before this node",
+      };
+    } else {
+      reports[i] = await sweepNode(deps, node, request, options);
     }
-  };
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? 4, nodes.length || 1));
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  });
   return summarize(request, startedAt, reports);
 }

@@ -29,6 +29,7 @@ import {
   presentityKeyId,
   type SourcedEvent,
 } from "./plan.ts";
+import { forEachBounded } from "./pool.ts";
 import type {
   AuditRecord,
   DeadLetterSink,
@@ -77,17 +78,6 @@ export interface BatchResult {
 }
 
 const STATUS_TTL_MS = 30_000;
-
-async function pool<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await run(item);
-    }
-  });
-  await Promise.all(workers);
-}
 
 /** A row chosen for deletion, with what its audit record will say. */
 interface Doomed {
@@ -335,7 +325,7 @@ export function createWorker(deps: WorkerDeps) {
       }
     }
 
-    await pool([...plan.nodes.values()], deps.concurrency ?? 4, cleanNode);
+    await forEachBounded([...plan.nodes.values()], deps.concurrency ?? 4, cleanNode);
 
     // Fan-out: one query over the node tables finds who watches each changed presentity.
     if (plan.fanout.size > 0) {
@@ -393,7 +383,7 @@ export function createWorker(deps: WorkerDeps) {
       return deletedIds.size;
     }
 
-    await pool([...refreshes.values()], deps.concurrency ?? 4, async (r) => {
+    await forEachBounded([...refreshes.values()], deps.concurrency ?? 4, async (r) => {
       const facts = await nodeFacts(r.node);
       const outcome = (value: BatchResult["refreshes"][number]["outcome"]) =>
         result.refreshes.push({
