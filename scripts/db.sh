@@ -9,18 +9,27 @@ source "$(dirname "$0")/env.sh"
 cmd="${1:-status}"; which="${2:-all}"
 
 pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$KWC_PG_PORT" 2>/dev/null; }
-my_ready() { mariadb-admin --no-defaults -uroot -S "$KWC_MY_SOCK" ping >/dev/null 2>&1; }
+# ping answers 0 whenever a server is alive on the port (even if it refuses the login)
+my_ready() { mariadb-admin --no-defaults -h 127.0.0.1 -P "$KWC_MY_PORT" -uroot ping >/dev/null 2>&1; }
 wait_for() { local i; for i in $(seq 1 150); do "$1" && return 0; sleep 0.2; done; die "$2 did not come up (log: $3)"; }
 psql_admin() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$KWC_PG_PORT" -U postgres "$@"; }
-my_admin() { mariadb --no-defaults -uroot -S "$KWC_MY_SOCK" "$@"; }
+# root over our own socket when this state dir runs the server (a fresh install has only
+# root@localhost), else over TCP (root@127.0.0.1, created below on first start)
+my_admin() {
+  if [ -S "$KWC_MY_SOCK" ]; then mariadb --no-defaults -uroot -S "$KWC_MY_SOCK" "$@"
+  else mariadb --no-defaults -uroot -h 127.0.0.1 -P "$KWC_MY_PORT" "$@"; fi
+}
 
 pg_start() {
-  if ! pg_ready; then need_root "starting the project's PostgreSQL"; mkdir -p "$KWC_PG_DIR"; chown postgres: "$KWC_PG_DIR"; fi
-  if [ ! -f "$KWC_PG_DIR/data/PG_VERSION" ]; then
-    log "pg: initdb in $KWC_PG_DIR/data"
-    su postgres -s /bin/sh -c "'$(pg_bin)/initdb' -D '$KWC_PG_DIR/data' -A trust -U postgres -E UTF8 --locale=C.UTF-8" >/dev/null
-  fi
-  if ! pg_ready; then
+  if pg_ready; then
+    log "pg: answering on 127.0.0.1:$KWC_PG_PORT"
+  else
+    need_root "starting the project's PostgreSQL"
+    mkdir -p "$KWC_PG_DIR"; chown postgres: "$KWC_PG_DIR"
+    if [ ! -f "$KWC_PG_DIR/data/PG_VERSION" ]; then
+      log "pg: initdb in $KWC_PG_DIR/data"
+      su postgres -s /bin/sh -c "'$(pg_bin)/initdb' -D '$KWC_PG_DIR/data' -A trust -U postgres -E UTF8 --locale=C.UTF-8" >/dev/null
+    fi
     log "pg: starting on 127.0.0.1:$KWC_PG_PORT"
     su postgres -s /bin/sh -c "'$(pg_bin)/pg_ctl' -D '$KWC_PG_DIR/data' -l '$KWC_PG_DIR/pg.log' -w -o \"-c listen_addresses=127.0.0.1 -c port=$KWC_PG_PORT -c unix_socket_directories='$KWC_PG_DIR' -c max_connections=400 -c fsync=off -c synchronous_commit=off\" start" >/dev/null
     wait_for pg_ready "PostgreSQL" "$KWC_PG_DIR/pg.log"
@@ -43,13 +52,16 @@ pg_stop() {
 }
 
 my_start() {
-  if ! my_ready; then need_root "starting the project's MariaDB"; mkdir -p "$KWC_MY_DIR"; chown mysql: "$KWC_MY_DIR"; fi
-  if [ ! -d "$KWC_MY_DIR/data/mysql" ]; then
-    log "mariadb: install-db in $KWC_MY_DIR/data"
-    mariadb-install-db --no-defaults --user=mysql --datadir="$KWC_MY_DIR/data" \
-      --auth-root-authentication-method=normal --skip-test-db >/dev/null
-  fi
-  if ! my_ready; then
+  if my_ready; then
+    log "mariadb: answering on 127.0.0.1:$KWC_MY_PORT"
+  else
+    need_root "starting the project's MariaDB"
+    mkdir -p "$KWC_MY_DIR"; chown mysql: "$KWC_MY_DIR"
+    if [ ! -d "$KWC_MY_DIR/data/mysql" ]; then
+      log "mariadb: install-db in $KWC_MY_DIR/data"
+      mariadb-install-db --no-defaults --user=mysql --datadir="$KWC_MY_DIR/data" \
+        --auth-root-authentication-method=normal --skip-test-db >/dev/null
+    fi
     log "mariadb: starting on 127.0.0.1:$KWC_MY_PORT"
     setsid /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$KWC_MY_DIR/data" \
       --socket="$KWC_MY_SOCK" --pid-file="$KWC_MY_DIR/mariadbd.pid" --port="$KWC_MY_PORT" \
