@@ -7,6 +7,7 @@ source "$(dirname "$0")/env.sh"
 KAMAILIO_VERSION="${KWC_KAMAILIO_VERSION:-5.6.3-2}"
 pkgs=(kamailio kamailio-presence-modules kamailio-websocket-modules kamailio-postgres-modules
       kamailio-mysql-modules kamailio-utils-modules kamailio-extra-modules kamailio-json-modules
+      kamailio-tls-modules
       postgresql postgresql-client mariadb-server mariadb-client ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
