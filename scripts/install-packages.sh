@@ -9,6 +9,7 @@ pkgs=(kamailio kamailio-presence-modules kamailio-websocket-modules kamailio-pos
       kamailio-mysql-modules kamailio-utils-modules kamailio-extra-modules kamailio-json-modules
       kamailio-tls-modules
       postgresql postgresql-client mariadb-server mariadb-client ca-certificates)
+pkgs+=(debootstrap zstd) # the Kamailio 6.0.1 chroot (scripts/kamailio-v6.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,4 +6,5 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 bash "$KWC_ROOT/scripts/install-packages.sh"
 bash "$KWC_ROOT/scripts/db.sh" start all
+bash "$KWC_ROOT/scripts/kamailio-v6.sh" ensure # built once (~30 s), then a file check
 log "setup done: PostgreSQL 127.0.0.1:$KWC_PG_PORT, MariaDB 127.0.0.1:$KWC_MY_PORT, state in $KWC_STATE_DIR"
