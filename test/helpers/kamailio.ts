@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assertTableName, type Engine, type TestDb } from "./db.ts";
-import { freePort } from "./ports.ts";
+import { freePort, freePortOnAll } from "./ports.ts";
+import { makeSelfSignedCert } from "./tls.ts";
 import { randomId, waitUntil } from "./wait.ts";
 
 export const SHIPPED_CFG = fileURLToPath(new URL("../../kamailio/kamailio.cfg", import.meta.url));
@@ -38,6 +39,13 @@ export interface KamailioNodeOptions {
   notifierProcesses?: 0 | 1;
   /** default 127.0.0.1; several nodes use 127.0.0.2, .3 ... */
   listenIp?: string;
+  /**
+   * Also take SIP over WS (and WSS with `tls`) on this IPv6 address, same ports as on listenIp
+   * (KWC_LISTEN_IPV6), e.g. "::1". Fails with a clear message where the address is unusable.
+   */
+  listenIpv6?: string;
+  /** SIP over WSS on its own port (KWC_WITH_TLS), with a self-signed cert made in the run dir. */
+  tls?: boolean;
   /** where the cfg POSTs envelopes (a startEventReceiver() url); default: nothing listens */
   ingestUrl?: string;
   ingestKey?: string;
@@ -58,6 +66,17 @@ export interface RpcReply {
   body: any;
 }
 
+/** One SIP-over-WebSocket listener of a node. */
+export interface WsListener {
+  /** ws://127.0.0.2:40123, wss://[::1]:40124 ... */
+  url: string;
+  transport: "ws" | "wss";
+  /** The listener's address as a client connects to it (no brackets). */
+  ip: string;
+  /** What active_watchers.socket_info holds for rows taken on it, e.g. "tls:[::1]:40124". */
+  socketInfo: string;
+}
+
 export interface KamailioNode {
   nodeId: string;
   bootId: string;
@@ -70,6 +89,10 @@ export interface KamailioNode {
   rpcToken: string;
   /** e.g. "tcp:127.0.0.2:40123", as in active_watchers.socket_info */
   socketInfo: string;
+  /** Every WS/WSS listener (the first is wsUrl's); several with listenIpv6 or tls. */
+  listeners: WsListener[];
+  /** PEM of the node's self-signed certificate (tls nodes only): pass it as a client's `ca`. */
+  tlsCa?: string;
   watchersTable: string;
   pid: number;
   logFile: string;
@@ -148,12 +171,16 @@ process.once("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
-function defineArgs(defines: Record<string, string | number | true>): string[] {
+/** A define value: a string is quoted, a number or `{ bare }` goes in as is, `true` only defines the name. */
+type DefineValue = string | number | true | { bare: string };
+
+function defineArgs(defines: Record<string, DefineValue>): string[] {
   const out: string[] = [];
   for (const [name, value] of Object.entries(defines)) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`bad define name ${name}`);
     if (value === true) out.push("-A", name);
     else if (typeof value === "number") out.push("-A", `${name}=${value}`);
+    else if (typeof value === "object") out.push("-A", `${name}=${value.bare}`);
     else {
       if (/["\n]/.test(value)) throw new Error(`define ${name} holds a quote or newline`);
       out.push("-A", `${name}="${value}"`);
@@ -162,18 +189,56 @@ function defineArgs(defines: Record<string, string | number | true>): string[] {
   return out;
 }
 
+/** Bracketed host for URLs and socket_info: [::1] for IPv6, the address as is for IPv4. */
+export function hostText(ip: string): string {
+  return ip.includes(":") ? `[${ip}]` : ip;
+}
+
+function wsListeners(ipv4: string, ipv6: string | undefined, wsPort: number, wssPort?: number): WsListener[] {
+  const out: WsListener[] = [];
+  for (const ip of ipv6 ? [ipv4, ipv6] : [ipv4]) {
+    out.push({
+      url: `ws://${hostText(ip)}:${wsPort}`,
+      transport: "ws",
+      ip,
+      socketInfo: `tcp:${hostText(ip)}:${wsPort}`,
+    });
+    if (wssPort)
+      out.push({
+        url: `wss://${hostText(ip)}:${wssPort}`,
+        transport: "wss",
+        ip,
+        socketInfo: `tls:${hostText(ip)}:${wssPort}`,
+      });
+  }
+  return out;
+}
+
+/** KWC_LISTEN_IPV6 is a bare address substituted into `listen=tcp:[...]:port`: only hex, ':' and '.'. */
+function bareIpv6(ip: string): { bare: string } {
+  if (!/^[0-9a-fA-F:.]+$/.test(ip) || !ip.includes(":"))
+    throw new Error(`listenIpv6 ${ip} is not an IPv6 address`);
+  return { bare: ip };
+}
+
 export async function startKamailio(opts: KamailioNodeOptions): Promise<KamailioNode> {
   const listenIp = opts.listenIp ?? "127.0.0.1";
   const watchersTable = opts.watchersTable ?? "active_watchers";
   assertTableName(watchersTable);
   const runtime = opts.runtime ?? hostKamailio;
-  const sipPort = await freePort(listenIp);
+  const ipv6 = opts.listenIpv6;
+  // With an IPv6 listener the SIP (and WSS) ports must be free on both addresses.
+  const wsHosts = ipv6 ? [listenIp, ipv6] : [listenIp];
+  const sipPort = await freePortOnAll(wsHosts);
   const rpcPort = await freePort(listenIp);
+  const wssPort = opts.tls ? await freePortOnAll(wsHosts) : undefined;
   const rpcToken = opts.rpcToken ?? `rpc-${randomId(24)}`;
   const runDir = mkdtempSync(join(tmpdir(), `kwc-kam-${opts.nodeId}-`));
   mkdirSync(runDir, { recursive: true });
   const logFile = join(runDir, "kamailio.log");
-  const defines: Record<string, string | number | true> = {
+  const cert = opts.tls ? makeSelfSignedCert(runDir, wsHosts) : undefined;
+  const listeners = wsListeners(listenIp, ipv6, sipPort, wssPort);
+  const defines: Record<string, DefineValue> = {
     KWC_NODE_ID: opts.nodeId,
     KWC_LISTEN_IP: listenIp,
     KWC_SIP_PORT: sipPort,
@@ -188,6 +253,15 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     ...(opts.db.engine === "mysql" ? { KWC_WITH_MYSQL: true as const } : {}),
     ...(opts.contactStyle === "alias" ? { KWC_CONTACT_ALIAS: true as const } : {}),
     ...(opts.testTimers === false ? {} : { KWC_TEST_TIMERS: true as const }),
+    ...(ipv6 ? { KWC_LISTEN_IPV6: bareIpv6(ipv6) } : {}),
+    ...(cert && wssPort
+      ? {
+          KWC_WITH_TLS: true as const,
+          KWC_WSS_PORT: wssPort,
+          KWC_TLS_CERT: cert.certFile,
+          KWC_TLS_KEY: cert.keyFile,
+        }
+      : {}),
     ...opts.defines,
   };
   // -DD: the creator stays in the foreground (its pid is the main pid), -E: log to stderr
@@ -215,6 +289,8 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     statusUrl,
     rpcToken,
     socketInfo: `tcp:${listenIp}:${sipPort}`,
+    listeners,
+    ...(cert ? { tlsCa: cert.certPem } : {}),
     watchersTable,
     pid: 0,
     logFile,

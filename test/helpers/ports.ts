@@ -43,3 +43,43 @@ export function loopbackAddress(): string {
   const n = nextHost++;
   return `127.${20 + (process.pid % 200)}.${Math.floor(n / 250) % 256}.${2 + (n % 250)}`;
 }
+
+/**
+ * A port free on every one of `hosts` right now (a listener that binds the same port on an IPv4
+ * and an IPv6 address). A host that cannot be bound at all (no IPv6 on lo) fails with its reason.
+ */
+export async function freePortOnAll(hosts: readonly string[]): Promise<number> {
+  const [first, ...others] = hosts;
+  if (first === undefined) throw new Error("freePortOnAll: no host");
+  for (const host of others) await assertBindable(host);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort(first);
+    const elsewhere = await Promise.all(others.map((h) => isFree(h, port)));
+    if (elsewhere.every(Boolean)) return port;
+  }
+  throw new Error(`no port free on all of ${hosts.join(", ")}`);
+}
+
+function isFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", () => resolve(false));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+async function assertBindable(host: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", (e: Error) =>
+      reject(
+        new Error(
+          `cannot listen on ${host} (${e.message}); ${host.includes(":") ? "the IPv6 tests need ::1 on lo (check `ip -6 addr show lo`; sysctl net.ipv6.conf.lo.disable_ipv6=0)" : "address not on this machine"}`,
+        ),
+      ),
+    );
+    server.listen({ host, port: 0, exclusive: true }, () => server.close(() => resolve()));
+  });
+}

@@ -161,13 +161,16 @@ export class SipWsClient {
   private readonly pending = new Map<string, Pending>();
   private notifyAnswer: number | "ignore" = 200;
   private dead = false;
+  /** "ws" or "wss", from the URL: written in Via (the Contact says transport=ws either way, as JsSIP and SIP.js do). */
+  readonly transport: "ws" | "wss";
 
   private constructor(
     private readonly ws: WebSocket,
-    opts: { user: string; domain: string },
+    opts: { user: string; domain: string; transport: "ws" | "wss" },
   ) {
     this.user = opts.user;
     this.domain = opts.domain;
+    this.transport = opts.transport;
     const socket = this.socket;
     this.localAddress = socket.localAddress ?? "";
     this.localPort = socket.localPort ?? 0;
@@ -178,9 +181,20 @@ export class SipWsClient {
     ws.on("error", () => this.failPending("WebSocket error"));
   }
 
+  /**
+   * `ws://` or `wss://` (IPv6 hosts in brackets). For wss, `ca` is the PEM the server's certificate
+   * must chain to (a test node's `tlsCa`); the certificate is always verified.
+   */
   static connect(
     wsUrl: string,
-    opts: { user: string; domain?: string; localAddress?: string; localPort?: number; timeoutMs?: number },
+    opts: {
+      user: string;
+      domain?: string;
+      localAddress?: string;
+      localPort?: number;
+      timeoutMs?: number;
+      ca?: string;
+    },
   ): Promise<SipWsClient> {
     return new Promise((resolve, reject) => {
       const wsOpts: WebSocket.ClientOptions & { localPort?: number } = {
@@ -189,17 +203,23 @@ export class SipWsClient {
       };
       if (opts.localAddress) wsOpts.localAddress = opts.localAddress;
       if (opts.localPort) wsOpts.localPort = opts.localPort;
+      const transport = wsUrl.startsWith("wss:") ? "wss" : "ws";
+      if (transport === "wss") {
+        wsOpts.rejectUnauthorized = true;
+        if (opts.ca) wsOpts.ca = opts.ca;
+      }
       const ws = new WebSocket(wsUrl, "sip", wsOpts);
       ws.once("open", () =>
-        resolve(new SipWsClient(ws, { user: opts.user, domain: opts.domain ?? "example.com" })),
+        resolve(new SipWsClient(ws, { user: opts.user, domain: opts.domain ?? "example.com", transport })),
       );
       ws.once("error", reject);
     });
   }
 
-  /** "ip:port" of this client as Kamailio sees it ($si:$sp). */
+  /** "ip:port" of this client as Kamailio sees it ($si:$sp); an IPv6 address in brackets ("[::1]:port"). */
   get peer(): string {
-    return `${this.localAddress}:${this.localPort}`;
+    const host = this.localAddress.includes(":") ? `[${this.localAddress}]` : this.localAddress;
+    return `${host}:${this.localPort}`;
   }
 
   get aor(): string {
@@ -330,6 +350,9 @@ export class SipWsClient {
         socket.end();
         return;
       case "rst":
+        // Node can reset only a plain TCP handle, not the one under a TLS socket.
+        if (this.transport === "wss")
+          throw new Error('die("rst") is not available over wss: use "terminate" or "fin"');
         socket.resetAndDestroy();
         return;
       case "silent":
@@ -349,6 +372,8 @@ export class SipWsClient {
   }
 
   private contactHeader(): string {
+    // Browsers' SIP stacks write transport=ws over WSS too; 5.6.3 cannot route a NOTIFY to a
+    // `transport=wss` contact ("no corresponding socket found ... udp:").
     return `Contact: <sip:${this.contactUser}@${this.viaHost};transport=ws>`;
   }
 
@@ -361,7 +386,7 @@ export class SipWsClient {
     const body = h.body ?? "";
     const lines = [
       `${method} ${ruri} SIP/2.0`,
-      `Via: SIP/2.0/WS ${this.viaHost};branch=${branch}`,
+      `Via: SIP/2.0/${this.transport.toUpperCase()} ${this.viaHost};branch=${branch}`,
       "Max-Forwards: 70",
       `From: ${h.from}`,
       `To: ${h.to}`,
