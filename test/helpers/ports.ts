@@ -54,13 +54,14 @@ export async function freePortOnAll(hosts: readonly string[]): Promise<number> {
   for (const host of others) await assertBindable(host);
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freePort(first);
-    const elsewhere = await Promise.all(others.map((h) => isFree(h, port)));
+    const elsewhere = await Promise.all(others.map((h) => isPortFree(h, port)));
     if (elsewhere.every(Boolean)) return port;
   }
   throw new Error(`no port free on all of ${hosts.join(", ")}`);
 }
 
-function isFree(host: string, port: number): Promise<boolean> {
+/** True when `port` can be bound on `host` right now. */
+export function isPortFree(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.unref();
