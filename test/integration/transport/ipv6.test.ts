@@ -4,14 +4,15 @@
 // connection.closed event with the bare IPv6 peer that parses with the contract, and the worker
 // deletes exactly that row while a live ::1 watcher whose port is a prefix/extension of the dead
 // one keeps its row; survivors are notified. Control: Kamailio alone keeps the row and starves them.
+// Then the liveness guard with IPv6: an event naming a connected ::1 peer keeps its row.
 // Needs ::1 on lo: startKamailio fails with a clear message where it is missing (never skipped).
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { isPortFree, loopbackAddress } from "../../helpers/ports.ts";
-import { startDataApi } from "../worker/harness.ts";
-import { deadWatcherScenario, rowsOf, watchOn } from "./scenario.ts";
+import { envelopeOf, startDataApi, workerFor } from "../worker/harness.ts";
+import { deadWatcherScenario, fleetOf, rowsOf, watchOn } from "./scenario.ts";
 
 const IPV6 = "::1";
 
@@ -94,5 +95,26 @@ describe.each([
     });
     expect(closed).toMatchObject({ peer: { ip: IPV6, port: deadPort }, transport: "ws", cause: "tcp:reset" });
     expect(await rowsOf(bed, twin.sub)).toEqual([expect.objectContaining({ socket_info: v6?.socketInfo })]);
+
+    // Liveness guard on IPv6: an event naming the live twin's peer (as after a reused port) keeps
+    // its row, because core.tcp_list lists that ::1 peer now; a dead control in the same batch goes.
+    const dead2 = await watchOn(bed, url, `dead6b-${style}`, presentity, { localAddress: IPV6 });
+    await dead2.c.die("rst");
+    const closed2 = await bed.rx.waitFor(
+      (e) => e.type === "connection.closed" && e.peer.port === dead2.c.localPort,
+    );
+    const twinEvent = { ...closed, peer: { ip: IPV6, port: twinPort } };
+    const w = workerFor(fleetOf(bed, style), api.client, new Map([[bed.node.nodeId, bed.node.rpcToken]]));
+    const result = await w.run([{ messageId: `v6-guard-${style}`, body: envelopeOf(twinEvent, closed2) }]);
+    expect(result.failedMessageIds).toEqual([]);
+    expect(await rowsOf(bed, dead2.sub)).toHaveLength(0);
+    expect(await rowsOf(bed, twin.sub)).toHaveLength(1);
+    expect(w.tel.audits.map((a) => a.dialog.callId)).toEqual([dead2.sub.callId]);
+    expect(w.tel.logs).toContainEqual(
+      expect.objectContaining({
+        message: "row kept: its peer is connected now",
+        data: expect.objectContaining({ peer: `[::1]:${twinPort}` }),
+      }),
+    );
   });
 });
