@@ -10,7 +10,10 @@
 //   3. a presentity whose only watcher is stale: the refresh answers 500 on both versions; the
 //      worker classifies that 500 as docs/worker.md says for the version, reconciles the
 //      presentity once (the row goes, with an audit record) and its second refresh succeeds.
-import { readlinkSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { classifyRpcError, RpcFaultError } from "../../../lambdas/core/classify.ts";
@@ -19,8 +22,14 @@ import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
 import { factsFromStatus } from "../../../lambdas/core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
-import { hostKamailio, type KamailioRuntime } from "../../helpers/kamailio.ts";
-import { hostMountsUnder, kamailioV6, kamailioV6Root } from "../../helpers/kamailio-runtime-v6.ts";
+import { createTestDb, type TestDb } from "../../helpers/db.ts";
+import { hostKamailio, type KamailioRuntime, startKamailio } from "../../helpers/kamailio.ts";
+import {
+  hostMountsUnder,
+  kamailioV6,
+  kamailioV6Root,
+  RUN_DIR_IN_CHROOT,
+} from "../../helpers/kamailio-runtime-v6.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { loopbackAddress } from "../../helpers/ports.ts";
 import type { SipWsClient, Subscription } from "../../helpers/sip-ws-client.ts";
@@ -98,7 +107,6 @@ describe.each(VERSIONS)(
     afterAll(async () => {
       await api?.server.close();
       await bed?.close();
-      if (version === "6.0.1") expect(hostMountsUnder(kamailioV6Root())).toEqual([]);
     });
 
     const worker = () => workerFor(fleet, api.client, new Map([[bed.node.nodeId, bed.node.rpcToken]]));
@@ -115,7 +123,11 @@ describe.each(VERSIONS)(
       expect(status.versionFull).toContain(`kamailio ${version} `);
       // the spawned pid is Kamailio's main process, running in the chroot for 6.0.1
       expect(readlinkSync(`/proc/${bed.node.pid}/root`)).toBe(version === "6.0.1" ? kamailioV6Root() : "/");
-      if (version === "6.0.1") expect(hostMountsUnder(kamailioV6Root())).toEqual([]);
+      if (version === "6.0.1") {
+        // the run dir is mounted in the node's own namespace only
+        expect(readFileSync(`/proc/${bed.node.pid}/mountinfo`, "utf8")).toContain(` ${RUN_DIR_IN_CHROOT} `);
+        expect(hostMountsUnder(kamailioV6Root())).toEqual([]);
+      }
 
       const reset = await bed.connect("dies-rst");
       const fin = await bed.connect("dies-terminate");
@@ -268,3 +280,47 @@ describe.each(VERSIONS)(
     });
   },
 );
+
+describe("kamailioV6() runtime", () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb("postgres", "v6rt");
+  });
+  afterAll(() => db?.drop());
+
+  it("leaves nothing mounted or running on the host after a stop or a failed start", async () => {
+    const root = kamailioV6Root();
+    const node = await startKamailio({
+      nodeId: "v6-rt",
+      db,
+      listenIp: loopbackAddress(),
+      runtime: kamailioV6(),
+    });
+    expect(readFileSync(`/proc/${node.pid}/mountinfo`, "utf8")).toContain(` ${RUN_DIR_IN_CHROOT} `);
+    await node.stop();
+    expect(existsSync(`/proc/${node.pid}`)).toBe(false);
+    expect(existsSync(node.runDir)).toBe(false);
+    expect(hostMountsUnder(root)).toEqual([]);
+
+    // A cfg error: Kamailio exits at once (spawned directly: startKamailio would poll its status
+    // endpoint until its 20 s deadline). Nothing stays mounted.
+    const runDir = mkdtempSync(join(tmpdir(), "kwc-v6-bad-"));
+    try {
+      const bad = join(runDir, "bad.cfg");
+      writeFileSync(bad, "#!KAMAILIO\nchildren=not-a-number\n");
+      const { file, argv } = kamailioV6().command(["-f", bad, "-DD", "-E"], { cfgPath: bad, runDir });
+      const child = spawn(file, argv, { cwd: runDir, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+      expect(code).not.toBe(0);
+      expect(stderr).toMatch(/parse error|syntax error/i);
+      expect(hostMountsUnder(root)).toEqual([]);
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
+    }
+    expect(hostMountsUnder(root)).toEqual([]);
+  });
+});
