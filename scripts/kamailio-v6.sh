@@ -43,7 +43,9 @@ remove_tree() {
   rm -rf "$1"
 }
 
-ready() { [ -f "$V6_STAMP" ] && [ -x "$V6_ROOT/usr/sbin/kamailio" ]; }
+# The stamp holds the Debian version (line 1) and the package list (line 2): a changed list rebuilds.
+stamp_matches() { [ -f "$1" ] && [ "$(sed -n 2p "$1")" = "${PKGS[*]}" ]; }
+ready() { stamp_matches "$V6_STAMP" && [ -x "$V6_ROOT/usr/sbin/kamailio" ]; }
 since() { echo $(($(date +%s) - $1)); }
 
 # debootstrap + the pinned packages into $1 (a fresh directory)
@@ -82,8 +84,8 @@ build_into() {
   rm -rf "$dest/usr/share/doc" "$dest/usr/share/man" "$dest/usr/share/locale" "$dest"/var/lib/apt/lists/*_Packages
   # the runtime binds each node's run dir here, in the node's own mount namespace
   mkdir -p "$dest/run/kwc"
-  chroot "$dest" dpkg-query -W -f='${Version}' kamailio >"$dest/.kwc-kamailio-v6"
-  log "kamailio 6.0.1: kamailio $(cat "$dest/.kwc-kamailio-v6") installed; build took $(since "$t0") s, $(du -sh "$dest" | cut -f1)"
+  { chroot "$dest" dpkg-query -W -f='${Version}\n' kamailio; echo "${PKGS[*]}"; } >"$dest/.kwc-kamailio-v6"
+  log "kamailio 6.0.1: kamailio $(head -n 1 "$dest/.kwc-kamailio-v6") installed; build took $(since "$t0") s, $(du -sh "$dest" | cut -f1)"
 }
 
 pack() {
@@ -100,7 +102,11 @@ restore() {
   command -v zstd >/dev/null || die "zstd missing: run scripts/install-packages.sh"
   remove_tree "$tmp" && mkdir -p "$tmp"
   tar -C "$tmp" --numeric-owner -I zstd -xf "$V6_TARBALL" || die "could not restore the Kamailio 6.0.1 chroot from $V6_TARBALL"
-  [ -f "$tmp/.kwc-kamailio-v6" ] || die "$V6_TARBALL is not a Kamailio 6.0.1 chroot made by this script"
+  if ! stamp_matches "$tmp/.kwc-kamailio-v6"; then
+    log "kamailio 6.0.1: $V6_TARBALL is not a chroot of this script's package list; building instead"
+    remove_tree "$tmp"
+    return 1
+  fi
   mv "$tmp" "$V6_ROOT"
   log "kamailio 6.0.1: restored $V6_ROOT from $V6_TARBALL in $(since "$t0") s"
 }
@@ -124,20 +130,17 @@ locked() {
 
 ensure() {
   if ready; then
-    log "kamailio 6.0.1: chroot ready ($(cat "$V6_STAMP"), $V6_ROOT)"
+    log "kamailio 6.0.1: chroot ready ($(head -n 1 "$V6_STAMP"), $V6_ROOT)"
     return 0
   fi
   need_root "building the Kamailio 6.0.1 chroot (debootstrap, chroot)"
-  if [ -f "$V6_TARBALL" ]; then
-    remove_tree "$V6_ROOT"
-    restore
-  else
-    build
-  fi
+  remove_tree "$V6_ROOT"
+  if [ -f "$V6_TARBALL" ] && restore; then return 0; fi
+  build
 }
 
 case "${1:-ensure}" in
-ensure) ready && { log "kamailio 6.0.1: chroot ready ($(cat "$V6_STAMP"), $V6_ROOT)"; exit 0; }; locked ensure ;;
+ensure) ready && { log "kamailio 6.0.1: chroot ready ($(head -n 1 "$V6_STAMP"), $V6_ROOT)"; exit 0; }; locked ensure ;;
 build) need_root "building the Kamailio 6.0.1 chroot"; locked build ;;
 check) ready || die "no Kamailio 6.0.1 chroot: run scripts/kamailio-v6.sh ensure"; chroot "$V6_ROOT" /usr/sbin/kamailio -v | head -n 1 ;;
 path) echo "$V6_ROOT" ;;

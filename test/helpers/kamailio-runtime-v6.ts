@@ -35,7 +35,8 @@ export function kamailioV6Package(root = kamailioV6Root()): string {
     throw new Error(
       `no Kamailio 6.0.1 chroot at ${root}: run \`bash scripts/kamailio-v6.sh ensure\` (scripts/setup.sh does, as root)`,
     );
-  return readFileSync(stamp, "utf8").trim();
+  // line 1: the Debian version, line 2: the package list (scripts/kamailio-v6.sh)
+  return readFileSync(stamp, "utf8").split("\n")[0]?.trim() ?? "";
 }
 
 // $1 run dir, $2 chroot, then Kamailio's arguments. The mount happens inside the new namespace.
