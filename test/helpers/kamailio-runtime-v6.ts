@@ -49,6 +49,11 @@ const LAUNCH = [
 /** Kamailio 6.0.1 from the trixie chroot; checks the chroot is there when created. */
 export function kamailioV6(root = kamailioV6Root()): KamailioRuntime {
   const pkg = kamailioV6Package(root);
+  // `unshare --propagation private` remounts "/" private; that fails where "/" is no mount point.
+  if (!mountPoints().includes("/"))
+    throw new Error(
+      "the Kamailio 6.0.1 runtime needs a private mount namespace, but this process's root is not a mount point (inside a plain chroot?): bind-mount that chroot onto itself before entering it",
+    );
   return {
     name: `chroot ${pkg}`,
     version: "6.0.1",
@@ -80,10 +85,15 @@ export function kamailioV6(root = kamailioV6Root()): KamailioRuntime {
   };
 }
 
-/** Host mount points under `dir` (/proc/self/mountinfo): must stay empty, whatever the nodes do. */
-export function hostMountsUnder(dir: string): string[] {
+/** This process's mount points, relative to its root (/proc/self/mountinfo). */
+function mountPoints(): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
     .map((line) => line.split(" ")[4] ?? "")
-    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`));
+    .filter((mountPoint) => mountPoint !== "");
+}
+
+/** Host mount points under `dir`: must stay empty, whatever the nodes do. */
+export function hostMountsUnder(dir: string): string[] {
+  return mountPoints().filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`));
 }
