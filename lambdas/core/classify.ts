@@ -111,7 +111,7 @@ export function refreshFaultMeaning(facts: NodeFacts, engine: DatabaseEngine): s
   const v = facts.kamailioVersion;
   if (facts.notifierProcesses > 0) {
     if (engine === "postgres" && versionAtLeast(v, [5, 7, 0]))
-      return `notifier mode on PostgreSQL is broken from 5.7.0 (GH #2739): Kamailio ${v} fails every refresh; run notifier_processes=0`;
+      return `notifier mode on PostgreSQL is broken from 5.7.0 (commit c80cccd996; same "transaction not in progress" error as GH #2739): Kamailio ${v} fails every refresh; run notifier_processes=0`;
     return `notifier mode on ${v}: the refresh could not be queued (database error on the node)`;
   }
   if (versionAtLeast(v, [5, 8, 6]))
