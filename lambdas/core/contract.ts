@@ -75,10 +75,27 @@ export const PresenceChangedSchema = z.strictObject({
   at,
 });
 
+/**
+ * Posted by the service itself (worker, reconcile sweep) to its own events queue when a refresh
+ * after deletions hit a transient fault: the rows that named the presentity are gone, so this
+ * message is what keeps the refresh owed to the survivors. No boot id: a refresh is idempotent.
+ */
+export const RefreshRequestedSchema = z.strictObject({
+  type: z.literal("refresh.requested"),
+  node: NodeIdSchema,
+  presentity: sipUri,
+  event: EventPackageSchema,
+  reason: z.literal("refresh-failed"),
+  /** How many times a refresh was tried before this request (informational). */
+  attempt: z.number().int().min(1).max(1000).optional(),
+  at,
+});
+
 export const KamailioEventSchema = z.discriminatedUnion("type", [
   ConnectionClosedSchema,
   NotifyFailedSchema,
   PresenceChangedSchema,
+  RefreshRequestedSchema,
 ]);
 
 /** The envelope is checked first with its events left opaque, each event is then parsed alone. */
@@ -91,6 +108,7 @@ export type DialogKey = z.infer<typeof DialogKeySchema>;
 export type ConnectionClosed = z.infer<typeof ConnectionClosedSchema>;
 export type NotifyFailed = z.infer<typeof NotifyFailedSchema>;
 export type PresenceChanged = z.infer<typeof PresenceChangedSchema>;
+export type RefreshRequested = z.infer<typeof RefreshRequestedSchema>;
 export type KamailioEvent = z.infer<typeof KamailioEventSchema>;
 export type Envelope = z.infer<typeof EnvelopeSchema>;
 

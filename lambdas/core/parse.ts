@@ -73,7 +73,7 @@ function describeExpected(issue: z.core.$ZodIssue): string {
       return `expected no unknown field, received ${issue.keys.join(", ")}`;
     case "invalid_union":
       return "discriminator" in issue && issue.discriminator
-        ? `expected "${String(issue.discriminator)}" to be one of connection.closed, notify.failed, presence.changed`
+        ? `expected "${String(issue.discriminator)}" to be one of connection.closed, notify.failed, presence.changed, refresh.requested`
         : `expected ${issue.message}`;
     default:
       return `expected ${issue.message}`;

@@ -32,6 +32,15 @@ const changed = {
   event: "presence",
   at: 1795625653,
 };
+const refresh = {
+  type: "refresh.requested",
+  node: "node-a",
+  presentity: "sip:alice@example.com",
+  event: "dialog",
+  reason: "refresh-failed",
+  attempt: 1,
+  at: 1795625653,
+};
 const envelope = (events: unknown[]) => JSON.stringify({ v: 1, events });
 const reasonOf = (raw: unknown) => {
   const r = parseEvent(raw);
@@ -43,12 +52,15 @@ describe("event contract v1: valid events", () => {
   it("accepts each event type, hostile Call-IDs and tags, IPv6 peers and websocket:closed without transport", () => {
     const ws = { ...closed, cause: "websocket:closed", conid: 7, transport: undefined };
     const v6 = { ...closed, peer: { ip: "2001:db8::1", port: 5060 } };
-    const parsed = parseMessage(envelope([closed, failed, changed, ws, v6]));
+    const { attempt: _attempt, ...refreshNoAttempt } = refresh;
+    const parsed = parseMessage(envelope([closed, failed, changed, refresh, refreshNoAttempt, ws, v6]));
     expect(parsed.rejections).toEqual([]);
     expect(parsed.events.map((e) => e.event.type)).toEqual([
       "connection.closed",
       "notify.failed",
       "presence.changed",
+      "refresh.requested",
+      "refresh.requested",
       "connection.closed",
       "connection.closed",
     ]);
@@ -75,7 +87,21 @@ describe("event contract v1: rejection reasons", () => {
 
   it("names an unknown event type with the allowed ones", () => {
     expect(reasonOf({ ...changed, type: "presence.gone" })).toMatch(
-      /^type: expected "type" to be one of connection\.closed, notify\.failed, presence\.changed, received string "presence\.gone"$/,
+      /^type: expected "type" to be one of connection\.closed, notify\.failed, presence\.changed, refresh\.requested, received string "presence\.gone"$/,
+    );
+  });
+
+  it("refresh.requested: strict, with the same string bounds as the other types", () => {
+    expect(reasonOf({ ...refresh, reason: "because" })).toBe(
+      'reason: expected one of "refresh-failed", received string "because"',
+    );
+    expect(reasonOf({ ...refresh, presentity: "x".repeat(256) })).toMatch(
+      /^presentity: expected length ≤ 255, received string/,
+    );
+    expect(reasonOf({ ...refresh, event: "bad event" })).toMatch(/^event: expected an event package token/);
+    expect(reasonOf({ ...refresh, attempt: 0 })).toBe("attempt: expected value ≥ 1, received number 0");
+    expect(reasonOf({ ...refresh, boot: "1795625653-3509dd04" })).toMatch(
+      /expected no unknown field, received boot/,
     );
   });
 

@@ -10,7 +10,7 @@ describe("generated JSON Schema of the event contract", () => {
     expect(committed).toEqual(eventContractJsonSchema());
   });
 
-  it("documents the three event types and the envelope bounds", () => {
+  it("documents the four event types and the envelope bounds", () => {
     const schema = eventContractJsonSchema() as {
       properties: {
         events: { maxItems: number; items: { oneOf: { properties: { type: { const: string } } }[] } };
@@ -21,6 +21,7 @@ describe("generated JSON Schema of the event contract", () => {
       "connection.closed",
       "notify.failed",
       "presence.changed",
+      "refresh.requested",
     ]);
   });
 });
