@@ -3,6 +3,7 @@
  *   connection.closed → the node's rows naming that peer (liveness-guarded later)
  *   notify.failed     → the exact dialog, when the code ends the subscription
  *   presence.changed  → a refresh of that presentity on every other node holding watchers of it
+ *   refresh.requested → a refresh of that presentity on that node (the service's own follow-up)
  * Duplicates coalesce (one peer, one dialog, one presentity per batch); every entry keeps the
  * events that asked for it, so a fault is reported against exactly those SQS records.
  */
@@ -12,6 +13,7 @@ import type {
   KamailioEvent,
   NotifyFailed,
   PresenceChanged,
+  RefreshRequested,
 } from "./contract.ts";
 import { type FleetConfig, findNode, type NodeConfig } from "./fleet.ts";
 import { type Peer, peerKey } from "./peer.ts";
@@ -47,9 +49,17 @@ export interface FanoutWork {
   sources: SourcedEvent<PresenceChanged>[];
 }
 
+/** A refresh owed on one node (refresh.requested), coalesced per (node, presentity, event). */
+export interface RefreshRequestWork {
+  node: NodeConfig;
+  key: PresentityKey;
+  sources: SourcedEvent<RefreshRequested>[];
+}
+
 export interface Plan {
   nodes: Map<string, NodePlan>;
   fanout: Map<string, FanoutWork>;
+  refreshRequests: Map<string, RefreshRequestWork>;
   unknownNode: SourcedEvent[];
   /** Valid events that need no work (e.g. a NOTIFY failure code that does not end a subscription). */
   ignored: { source: SourcedEvent; reason: string }[];
@@ -65,7 +75,13 @@ export function presentityKeyId(key: PresentityKey): string {
 }
 
 export function planBatch(events: readonly SourcedEvent[], fleet: FleetConfig): Plan {
-  const plan: Plan = { nodes: new Map(), fanout: new Map(), unknownNode: [], ignored: [] };
+  const plan: Plan = {
+    nodes: new Map(),
+    fanout: new Map(),
+    refreshRequests: new Map(),
+    unknownNode: [],
+    ignored: [],
+  };
   const endingCodes = new Set(fleet.notifyFailureCodes);
   const nodePlan = (node: NodeConfig): NodePlan => {
     let p = plan.nodes.get(node.id);
@@ -110,6 +126,14 @@ export function planBatch(events: readonly SourcedEvent[], fleet: FleetConfig): 
         entry.origins.add(event.node);
         entry.sources.push(source as SourcedEvent<PresenceChanged>);
         plan.fanout.set(id, entry);
+        break;
+      }
+      case "refresh.requested": {
+        const key = { presentityUri: event.presentity, event: event.event };
+        const id = `${node.id}\u0000${presentityKeyId(key)}`;
+        const entry = plan.refreshRequests.get(id) ?? { node, key, sources: [] };
+        entry.sources.push(source as SourcedEvent<RefreshRequested>);
+        plan.refreshRequests.set(id, entry);
         break;
       }
     }

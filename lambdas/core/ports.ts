@@ -2,7 +2,7 @@
  * Ports of the cleanup core: what it needs from the database, from Kamailio, from the DLQ and for
  * telemetry. Adapters (lambdas/adapters/*) implement them; tests pass fakes.
  */
-import type { DialogKey } from "./contract.ts";
+import type { DialogKey, RefreshRequested } from "./contract.ts";
 import type { ContactStyle, NodeConfig, NodeFacts } from "./fleet.ts";
 import type { Peer } from "./peer.ts";
 
@@ -120,6 +120,14 @@ export interface DeadLetterSink {
   send(items: DlqItem[]): Promise<void>;
 }
 
+/**
+ * Where the service posts its own follow-ups (refresh.requested) for refreshes it owes after
+ * deleting rows: the events queue, delayed so that a blip can pass. Throws if any was not sent.
+ */
+export interface FollowUpSink {
+  send(events: RefreshRequested[]): Promise<void>;
+}
+
 /** One structured record per deleted row: answers "why did this user's BLF stop?". */
 export interface AuditRecord {
   action: "watcher.deleted";
@@ -150,6 +158,7 @@ export type MetricName =
   | "RefreshOk"
   | "RefreshFailed"
   | "RefreshDegraded"
+  | "RefreshDeferred"
   | "TransientFailures"
   | "DlqSent";
 

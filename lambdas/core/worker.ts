@@ -1,7 +1,9 @@
 /**
  * The worker's use case: one SQS batch → parse → plan → per node (rows first, connections second,
  * then delete by id AND the same predicate) → refreshes (each distinct (node, presentity, event)
- * once) → DLQ for rejected events → the ids of the records whose work hit a transient fault.
+ * once; a refresh owed after deletions that hits a transient fault becomes a delayed
+ * refresh.requested follow-up on the events queue) → DLQ for rejected events → the ids of the
+ * records whose work hit a transient fault.
  * I/O only through the ports; the handler (lambdas/handlers/worker.ts) wires the adapters.
  */
 import {
@@ -11,6 +13,7 @@ import {
   RpcFaultError,
   RpcTransportError,
 } from "./classify.ts";
+import type { RefreshRequested } from "./contract.ts";
 import {
   type DatabaseEngine,
   type FleetConfig,
@@ -19,6 +22,7 @@ import {
   type NodeConfig,
   type NodeFacts,
 } from "./fleet.ts";
+import { refreshRequested } from "./follow-up.ts";
 import { parseMessage } from "./parse.ts";
 import { contactMatchesPeer, type Peer, peerKey } from "./peer.ts";
 import {
@@ -34,6 +38,7 @@ import type {
   AuditRecord,
   DeadLetterSink,
   DlqItem,
+  FollowUpSink,
   KamailioClient,
   PresentityKey,
   Telemetry,
@@ -54,6 +59,11 @@ export interface WorkerDeps {
   storeFor: (fleet: FleetConfig) => WatcherStore;
   kamailio: KamailioClient;
   dlq: DeadLetterSink;
+  /**
+   * The events queue, for refresh.requested follow-ups. Without it a refresh owed after deletions
+   * that hits a transient fault can only be reported degraded.
+   */
+  followUps?: FollowUpSink;
   telemetry: Telemetry;
   /** How long a node's status answer is trusted (ms). */
   statusTtlMs?: number;
@@ -72,8 +82,10 @@ export interface BatchResult {
     node: string;
     presentityUri: string;
     event: string;
-    outcome: "ok" | "failed" | "degraded" | "retry";
+    outcome: "ok" | "failed" | "degraded" | "retry" | "deferred";
   }[];
+  /** refresh.requested follow-ups sent to the events queue in this batch. */
+  followUps: RefreshRequested[];
   dlq: DlqItem[];
 }
 
@@ -92,6 +104,13 @@ export function createWorker(deps: WorkerDeps) {
   const now = deps.now ?? Date.now;
   const statusCache = new Map<string, { at: number; facts: NodeFacts }>();
   const log = deps.telemetry;
+  /**
+   * Follow-ups whose send failed: their source records are retried, but the retry finds no rows
+   * (they are gone) and so cannot re-plan the refresh. The intent is kept here and sent first by
+   * the next batch of this instance, whichever records it carries.
+   */
+  const pendingFollowUps = new Map<string, RefreshRequested>();
+  const followUpId = (e: RefreshRequested) => JSON.stringify([e.node, e.presentity, e.event]);
 
   async function nodeFacts(node: NodeConfig): Promise<NodeFacts> {
     const hit = statusCache.get(node.id);
@@ -121,7 +140,34 @@ export function createWorker(deps: WorkerDeps) {
   return async function processBatch(records: readonly InputRecord[]): Promise<BatchResult> {
     const failed = new Set<string>();
     const dlq: DlqItem[] = [];
-    const result: BatchResult = { failedMessageIds: [], deleted: 0, guardKeeps: 0, refreshes: [], dlq };
+    const result: BatchResult = {
+      failedMessageIds: [],
+      deleted: 0,
+      guardKeeps: 0,
+      refreshes: [],
+      dlq,
+      followUps: [],
+    };
+
+    const sendFollowUps = async (events: RefreshRequested[]): Promise<boolean> => {
+      if (!deps.followUps || events.length === 0) return false;
+      try {
+        await deps.followUps.send(events);
+      } catch (error) {
+        for (const e of events) pendingFollowUps.set(followUpId(e), e);
+        log.error("follow-up send failed; keeping the refreshes owed for the next batch", {
+          error: String(error),
+          followUps: events,
+        });
+        return false;
+      }
+      for (const e of events) pendingFollowUps.delete(followUpId(e));
+      result.followUps.push(...events);
+      log.count("RefreshDeferred", events.length);
+      return true;
+    };
+    // Refreshes owed from an earlier batch whose follow-up could not be sent: send them first.
+    if (pendingFollowUps.size > 0) await sendFollowUps([...pendingFollowUps.values()]);
     const events: SourcedEvent[] = [];
 
     for (const record of records) {
@@ -190,16 +236,23 @@ export function createWorker(deps: WorkerDeps) {
       return p;
     };
 
+    /**
+     * Refreshes to send. `sources`: events that asked for it (a transient fault retries their
+     * records). `causes`: records whose events deleted rows of that presentity (a transient fault
+     * becomes a follow-up; if that cannot be sent, these records are retried).
+     */
     const refreshes = new Map<
       string,
-      { node: NodeConfig; key: PresentityKey; sources: SourcedEvent[]; facts?: NodeFacts }
+      { node: NodeConfig; key: PresentityKey; sources: SourcedEvent[]; causes: Set<string> }
     >();
-    const addRefresh = (node: NodeConfig, key: PresentityKey, sources: SourcedEvent[]) => {
+    const addRefresh = (node: NodeConfig, key: PresentityKey, sources: SourcedEvent[], cause?: string) => {
       const id = `${node.id}\u0000${presentityKeyId(key)}`;
-      const entry = refreshes.get(id) ?? { node, key, sources: [] };
+      const entry = refreshes.get(id) ?? { node, key, sources: [], causes: new Set<string>() };
       entry.sources.push(...sources);
+      if (cause !== undefined) entry.causes.add(cause);
       refreshes.set(id, entry);
     };
+    const deferred: { event: RefreshRequested; causes: Set<string> }[] = [];
 
     const audit = (
       node: NodeConfig,
@@ -303,7 +356,12 @@ export function createWorker(deps: WorkerDeps) {
           result.deleted++;
           log.count("RowsDeleted");
           audit(node, c.row, c.reason, c.source, c.peer);
-          addRefresh(node, { presentityUri: c.row.presentityUri, event: c.row.event }, []);
+          addRefresh(
+            node,
+            { presentityUri: c.row.presentityUri, event: c.row.event },
+            [],
+            c.source?.messageId,
+          );
         }
       } catch (error) {
         const fault =
@@ -348,6 +406,9 @@ export function createWorker(deps: WorkerDeps) {
         else failSources(fanoutSources, fault, "fan-out lookup");
       }
     }
+
+    // refresh.requested: refresh that presentity on that node (coalesced with any other reason).
+    for (const work of plan.refreshRequests.values()) addRefresh(work.node, work.key, work.sources);
 
     /**
      * Reconcile one presentity on one node: delete its WebSocket watchers whose peer is not
@@ -421,8 +482,19 @@ export function createWorker(deps: WorkerDeps) {
         return;
       }
       if (fault.kind === "transient" && r.sources.length > 0) {
+        // Asked for by events (presence.changed, refresh.requested): their records are retried.
         outcome("retry");
         failSources(r.sources, fault, `refresh of ${r.key.presentityUri} on ${r.node.id}`);
+        return;
+      }
+      if (fault.kind === "transient" && deps.followUps) {
+        // Owed after deletions: a retry could not redo it (the rows are gone), a follow-up can.
+        log.warn("refresh after deletions failed transiently; sending a follow-up", {
+          node: r.node.id,
+          ...r.key,
+          detail: fault.detail,
+        });
+        deferred.push({ event: refreshRequested(r.node.id, r.key, now()), causes: r.causes });
         return;
       }
       if (fault.kind === "permanent") {
@@ -442,6 +514,24 @@ export function createWorker(deps: WorkerDeps) {
           fault.kind === "refresh-fault" ? fault.meaning : "node unreachable after the rows were deleted",
       });
     });
+
+    if (deferred.length > 0) {
+      const sent = await sendFollowUps(deferred.map((d) => d.event));
+      for (const d of deferred) {
+        result.refreshes.push({
+          node: d.event.node,
+          presentityUri: d.event.presentity,
+          event: d.event.event,
+          outcome: sent ? "deferred" : "retry",
+        });
+        if (!sent) {
+          // Nothing may be dropped: retry the records that deleted the rows (the intent itself is
+          // kept in pendingFollowUps and sent by the next batch).
+          log.count("TransientFailures");
+          for (const id of d.causes) failed.add(id);
+        }
+      }
+    }
 
     if (dlq.length > 0) {
       try {
