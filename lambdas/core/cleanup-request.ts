@@ -77,7 +77,8 @@ export interface ReportRow {
 export interface RefreshOutcome {
   presentity: string;
   event: string;
-  outcome: "ok" | "failed";
+  /** `deferred`: the node was unreachable; a refresh.requested follow-up was queued for the worker. */
+  outcome: "ok" | "failed" | "deferred";
   message?: string;
 }
 

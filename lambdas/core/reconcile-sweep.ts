@@ -2,8 +2,12 @@
  * The reconcile / on-demand cleanup sweep over ports (store, node probe): per node it reads the
  * rows in scope (paged), THEN asks the node which peers are connected (never in parallel: a row
  * whose connection is alive cannot be missed), classifies, deletes by id and the same predicate,
- * and refreshes each affected (presentity, event) once on that node.
+ * and refreshes each affected (presentity, event) once on that node. A refresh that hits a
+ * transient fault (node unreachable) after the deletes is queued as a refresh.requested follow-up
+ * for the worker: the rows that named the presentity are gone, so no later sweep would redo it.
  */
+
+import { classifyRpcError } from "./classify.ts";
 import {
   type CleanupReport,
   type CleanupRequest,
@@ -14,7 +18,10 @@ import {
   type RowReason,
   summarize,
 } from "./cleanup-request.ts";
+import type { RefreshRequested } from "./contract.ts";
+import { refreshRequested } from "./follow-up.ts";
 import { forEachBounded } from "./pool.ts";
+import type { FollowUpSink } from "./ports.ts";
 import {
   classifyRow,
   type DatabaseEngine,
@@ -93,6 +100,8 @@ export interface SweepDeps {
   probe: NodeProbe;
   engine: DatabaseEngine;
   fleet: readonly ReconcileNodeConfig[];
+  /** The events queue, for refreshes owed after deletes that hit a transient fault. */
+  followUps?: FollowUpSink;
   hooks?: SweepHooks;
   now?: () => number;
 }
@@ -295,6 +304,8 @@ export async function sweepNode(
       });
     }
     const refreshes: RefreshOutcome[] = [];
+    const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
+    const facts = { ...after, source: "status" as const };
     for (const { presentity, event } of targets.values()) {
       try {
         const r = await deps.probe.refresh(node, presentity, event);
@@ -304,7 +315,12 @@ export async function sweepNode(
             : { presentity, event, outcome: "failed", message: r.message ?? "refresh failed" },
         );
       } catch (err) {
-        refreshes.push({ presentity, event, outcome: "failed", message: errorMessage(err) });
+        const outcome: RefreshOutcome = { presentity, event, outcome: "failed", message: errorMessage(err) };
+        refreshes.push(outcome);
+        if (classifyRpcError(err, "presence.refreshWatchers", facts, deps.engine).kind === "transient") {
+          const key = { presentityUri: presentity, event };
+          owed.push({ outcome, followUp: refreshRequested(node.id, key, (deps.now ?? Date.now)()) });
+        }
       }
       deps.hooks?.onProgress?.({
         node: node.id,
@@ -312,6 +328,19 @@ export async function sweepNode(
         done: refreshes.length,
         total: targets.size,
       });
+    }
+    if (owed.length > 0 && deps.followUps) {
+      try {
+        await deps.followUps.send(owed.map((o) => o.followUp));
+        for (const o of owed) {
+          o.outcome.outcome = "deferred";
+          o.outcome.message = `${o.outcome.message}; a refresh.requested follow-up was queued`;
+        }
+      } catch (err) {
+        report.warnings.push(
+          `node ${node.id}: ${owed.length} refreshes owed after the deletes could not be queued (${errorMessage(err)}); their survivors get the state with the next change of each presentity`,
+        );
+      }
     }
     return finish({ outcome: "done", refreshes });
   } catch (err) {

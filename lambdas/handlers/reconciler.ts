@@ -38,6 +38,7 @@ export function createReconcilerHandler(runtime: ReconcileRuntime, options: Reco
       counts: n.counts,
       deleted: n.deleted,
       refreshFailures: n.refreshes.filter((r) => r.outcome === "failed").length,
+      refreshDeferred: n.refreshes.filter((r) => r.outcome === "deferred").length,
       truncated: n.truncated,
       message: n.message,
       durationMs: n.durationMs,

@@ -14,7 +14,7 @@ import { fleetSourceFromEnv } from "../adapters/config-source.ts";
 import { DataApiWatcherStore } from "../adapters/data-api-store.ts";
 import { KamailioRpcClient } from "../adapters/kamailio-rpc.ts";
 import { SqsDeadLetterSink } from "../adapters/sqs-dlq.ts";
-import { SqsFollowUpSink } from "../adapters/sqs-follow-up.ts";
+import { followUpsFromEnv } from "../adapters/sqs-follow-up.ts";
 import { powertoolsTelemetry } from "../adapters/telemetry.ts";
 import type { FleetConfig } from "../core/fleet.ts";
 import type { WatcherStore } from "../core/ports.ts";
@@ -51,17 +51,6 @@ export function storeCache(client: RDSDataClient): (fleet: FleetConfig) => Watch
   };
 }
 
-/** The events queue as the sink of refresh.requested follow-ups (delay from the environment). */
-export function followUpSinkFromEnv(sqs: SQSClient, queueUrl: string, env = process.env): SqsFollowUpSink {
-  const delay = Number(env.KWC_FOLLOW_UP_DELAY_SECONDS ?? 30);
-  // SQS accepts 0-900 s.
-  return new SqsFollowUpSink(
-    sqs,
-    queueUrl,
-    Number.isInteger(delay) && delay >= 0 && delay <= 900 ? delay : 30,
-  );
-}
-
 function buildDefaultHandler() {
   const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "kwc-worker" });
   const metrics = new Metrics({
@@ -69,7 +58,7 @@ function buildDefaultHandler() {
     serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "kwc-worker",
   });
   const dlqUrl = process.env.KWC_DLQ_URL ?? "";
-  const eventsQueueUrl = process.env.KWC_EVENTS_QUEUE_URL;
+  const followUps = followUpsFromEnv();
   const { loadFleet, secret } = fleetSourceFromEnv();
   const sqs = new SQSClient({ useQueueUrlAsEndpoint: !process.env.AWS_ENDPOINT_URL_SQS });
   return createWorkerHandler({
@@ -78,7 +67,7 @@ function buildDefaultHandler() {
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     // With AWS_ENDPOINT_URL_SQS (local mode) every call goes there, not to the QueueUrl's host.
     dlq: new SqsDeadLetterSink(sqs, dlqUrl),
-    ...(eventsQueueUrl ? { followUps: followUpSinkFromEnv(sqs, eventsQueueUrl) } : {}),
+    ...(followUps ? { followUps } : {}),
     telemetry: powertoolsTelemetry(logger, metrics),
     flush: () => metrics.publishStoredMetrics(),
   });
