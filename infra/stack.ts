@@ -171,6 +171,7 @@ export class KamailioWatcherCleanupStack extends Stack {
       ...placement,
       ...shared,
       entry: entry("reconciler"),
+      followUpQueue: this.events.queue,
       rate: props.reconcileRate,
       timeout: props.reconcileTimeout,
     });
@@ -178,6 +179,7 @@ export class KamailioWatcherCleanupStack extends Stack {
       ...placement,
       ...shared,
       entry: entry("cleanup"),
+      followUpQueue: this.events.queue,
     });
     this.monitoring = new Monitoring(this, "Monitoring", {
       ...props.monitoring,

@@ -57,7 +57,8 @@ export function validateCleanupWorkerProps(
 /**
  * The worker: consumes event envelopes in batches with partial-batch responses, deletes stale
  * watcher rows through the Data API, refreshes presentities on Kamailio, and sends invalid events
- * to the DLQ itself (so it may send there, and only there).
+ * to the DLQ itself; it also posts its own refresh.requested follow-ups to the events queue (so
+ * it may send to those two queues, and only there: sqs:SendMessage on the events queue).
  */
 export class CleanupWorker extends Construct {
   readonly function: lambda.IFunction;
@@ -74,7 +75,11 @@ export class CleanupWorker extends Construct {
       ...props,
       description: "kamailio-watcher-cleanup: cleans stale watchers on Kamailio events",
       timeout: props.timeout ?? Duration.seconds(30),
-      environment: { KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl },
+      environment: {
+        KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl,
+        // refresh.requested follow-ups when a refresh after deletions hits a transient fault.
+        KWC_EVENTS_QUEUE_URL: props.events.queue.queueUrl,
+      },
     });
     const fn = this.serviceFunction.function;
     this.function = fn;
@@ -86,5 +91,6 @@ export class CleanupWorker extends Construct {
     });
     fn.addEventSource(this.eventSource);
     props.events.deadLetterQueue.grantSendMessages(fn);
+    props.events.queue.grant(fn, "sqs:SendMessage");
   }
 }

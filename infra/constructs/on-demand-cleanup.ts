@@ -1,6 +1,7 @@
 import { Duration } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { type FleetFunctionProps, fleetFunction } from "./service-function.ts";
 
@@ -9,6 +10,11 @@ export interface OnDemandCleanupProps extends FleetFunctionProps {
   readonly timeout?: Duration;
   /** @default 1024 */
   readonly memorySize?: number;
+  /**
+   * The events queue: refreshes owed after a cleanup's deletes that hit a transient fault are
+   * posted there as refresh.requested (sqs:SendMessage only). @default - none: they stay "failed"
+   */
+  readonly followUpQueue?: sqs.IQueue;
 }
 
 /**
@@ -28,8 +34,10 @@ export class OnDemandCleanup extends Construct {
         "kamailio-watcher-cleanup: on-demand cleanup (presentity, watcher, node, dialog, expired, reconcile)",
       timeout: props.timeout ?? Duration.minutes(5),
       memorySize: props.memorySize ?? 1024,
+      ...(props.followUpQueue ? { environment: { KWC_EVENTS_QUEUE_URL: props.followUpQueue.queueUrl } } : {}),
     }).function;
     this.function = fn;
+    props.followUpQueue?.grant(fn, "sqs:SendMessage");
     this.invokePolicy = new iam.ManagedPolicy(this, "InvokePolicy", {
       description:
         "Run kamailio-watcher-cleanup on-demand cleanups (lambda:InvokeFunction on that function only)",

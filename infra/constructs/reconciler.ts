@@ -2,6 +2,7 @@ import { Duration } from "aws-cdk-lib";
 import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { type FleetFunctionProps, fleetFunction } from "./service-function.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
@@ -13,6 +14,11 @@ export interface ReconcilerProps extends FleetFunctionProps {
   readonly timeout?: Duration;
   /** @default 1024 */
   readonly memorySize?: number;
+  /**
+   * The events queue: refreshes owed after a sweep's deletes that hit a transient fault are
+   * posted there as refresh.requested (sqs:SendMessage only). @default - none: they stay "failed"
+   */
+  readonly followUpQueue?: sqs.IQueue;
 }
 
 export function validateReconcilerProps(props: Pick<ReconcilerProps, "rate" | "timeout">): readonly string[] {
@@ -50,8 +56,10 @@ export class Reconciler extends Construct {
       description: "kamailio-watcher-cleanup: periodic reconcile of watcher rows against live connections",
       timeout: props.timeout ?? Duration.minutes(5),
       memorySize: props.memorySize ?? 1024,
+      ...(props.followUpQueue ? { environment: { KWC_EVENTS_QUEUE_URL: props.followUpQueue.queueUrl } } : {}),
     }).function;
     this.function = fn;
+    props.followUpQueue?.grant(fn, "sqs:SendMessage");
     this.schedule = new events.Rule(this, "Schedule", {
       description: "kamailio-watcher-cleanup: reconcile sweep",
       schedule: events.Schedule.rate(props.rate ?? Duration.minutes(5)),

@@ -107,9 +107,17 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
         Variables: Match.objectLike({
           KWC_FLEET_CONFIG: "ssm-path:/kwc/fleet",
           KWC_DLQ_URL: stack.resolve(stack.events.deadLetterQueue.queueUrl),
+          KWC_EVENTS_QUEUE_URL: stack.resolve(stack.events.queue.queueUrl),
         }),
       },
     });
+    // The worker, the reconciler and the on-demand cleanup post refresh.requested follow-ups.
+    const withFollowUps = functions.filter(
+      (fn) =>
+        JSON.stringify(fn.Properties.Environment.Variables.KWC_EVENTS_QUEUE_URL) ===
+        JSON.stringify(stack.resolve(stack.events.queue.queueUrl)),
+    );
+    expect(withFollowUps).toHaveLength(3);
   });
 
   it("gives each log group a retention", () => {
@@ -118,28 +126,34 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     for (const group of groups) expect(group.Properties.RetentionInDays).toBe(30);
   });
 
-  it("scopes IAM: DLQ send to the DLQ, Data API to the cluster, no Resource * anywhere", () => {
+  it("scopes IAM: DLQ send to the DLQ, follow-ups to the events queue, Data API to the cluster, no Resource * anywhere", () => {
     const statements = allPolicyStatements(built.template);
     expect(statements.filter((statement) => statement.Resource === "*")).toEqual([]);
-    // The worker may send to the DLQ only (rejects); API Gateway's integration role to the events queue only.
-    const workerRole = stack.resolve(stack.worker.serviceFunction.function.role?.roleName);
-    const workerPolicy = Object.values(built.template.findResources("AWS::IAM::Policy")).find((policy) =>
-      JSON.stringify(policy.Properties.Roles).includes(JSON.stringify(workerRole)),
-    );
-    const workerSends = (
-      (workerPolicy?.Properties.PolicyDocument.Statement ?? []) as Parameters<typeof actionsOf>[0][]
-    )
-      .filter((statement) => actionsOf(statement).includes("sqs:SendMessage"))
-      .map((statement) => statement.Resource);
-    expect(workerSends).toEqual([stack.resolve(stack.events.deadLetterQueue.queueArn)]);
+    // The worker may send to the DLQ (rejects) and, with sqs:SendMessage alone, to the events queue
+    // (its refresh.requested follow-ups); the reconciler and the on-demand cleanup to the events
+    // queue only; API Gateway's integration role to the events queue only.
+    const sendsOf = (fn: { role?: { roleName: string } | undefined }) => {
+      const role = stack.resolve(fn.role?.roleName);
+      const policy = Object.values(built.template.findResources("AWS::IAM::Policy")).find((p) =>
+        JSON.stringify(p.Properties.Roles).includes(JSON.stringify(role)),
+      );
+      return ((policy?.Properties.PolicyDocument.Statement ?? []) as Parameters<typeof actionsOf>[0][])
+        .filter((statement) => actionsOf(statement).includes("sqs:SendMessage"))
+        .map((statement) => ({ actions: actionsOf(statement), resource: statement.Resource }));
+    };
+    const eventsQueue = stack.resolve(stack.events.queue.queueArn);
+    const followUpSend = { actions: ["sqs:SendMessage"], resource: eventsQueue };
+    expect(sendsOf(stack.worker.serviceFunction.function)).toEqual([
+      expect.objectContaining({ resource: stack.resolve(stack.events.deadLetterQueue.queueArn) }),
+      followUpSend,
+    ]);
+    expect(sendsOf(stack.reconciler.function)).toEqual([followUpSend]);
+    expect(sendsOf(stack.onDemandCleanup.function)).toEqual([followUpSend]);
     const allSends = statements.filter((statement) => actionsOf(statement).includes("sqs:SendMessage"));
     expect(allSends.map((statement) => statement.Resource)).toEqual(
-      expect.arrayContaining([
-        stack.resolve(stack.events.queue.queueArn),
-        stack.resolve(stack.events.deadLetterQueue.queueArn),
-      ]),
+      expect.arrayContaining([eventsQueue, stack.resolve(stack.events.deadLetterQueue.queueArn)]),
     );
-    expect(allSends).toHaveLength(2);
+    expect(allSends).toHaveLength(5);
     const dataApi = statements.filter((statement) =>
       actionsOf(statement).includes("rds-data:ExecuteStatement"),
     );
