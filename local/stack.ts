@@ -338,6 +338,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     Object.assign(process.env, {
       KWC_FLEET_CONFIG: `file:${fleetConfigPath}`,
       KWC_DLQ_URL: sqs.dlqUrl,
+      // refresh.requested follow-ups (worker, reconciler, on-demand cleanup), delayed as in AWS.
+      KWC_EVENTS_QUEUE_URL: sqs.queueUrl,
       KWC_CLEANUP_FUNCTION: CLEANUP_FUNCTION_NAME,
       AWS_REGION: LOCAL_REGION,
       AWS_DEFAULT_REGION: LOCAL_REGION,
