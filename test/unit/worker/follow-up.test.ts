@@ -67,30 +67,28 @@ function requested(presentity: string, node = "node-1", event = "presence") {
 
 /** Two dead watchers of two presentities (one peer) plus a survivor of each. */
 function seedDeadPeer(t: ReturnType<typeof setup>) {
-  t.store
-    .rows(n1.watchersTable)
-    .push(
-      watcherRow({
-        contact: "sip:a@1.2.3.4:5491;transport=ws",
-        socketInfo: si1,
-        presentityUri: "sip:x@e.com",
-      }),
-      watcherRow({
-        contact: "sip:b@1.2.3.4:5491;transport=ws",
-        socketInfo: si1,
-        presentityUri: "sip:y@e.com",
-      }),
-      watcherRow({
-        contact: "sip:c@1.2.3.4:6000;transport=ws",
-        socketInfo: si1,
-        presentityUri: "sip:x@e.com",
-      }),
-      watcherRow({
-        contact: "sip:d@1.2.3.4:6000;transport=ws",
-        socketInfo: si1,
-        presentityUri: "sip:y@e.com",
-      }),
-    );
+  t.store.rows(n1.watchersTable).push(
+    watcherRow({
+      contact: "sip:a@1.2.3.4:5491;transport=ws",
+      socketInfo: si1,
+      presentityUri: "sip:x@e.com",
+    }),
+    watcherRow({
+      contact: "sip:b@1.2.3.4:5491;transport=ws",
+      socketInfo: si1,
+      presentityUri: "sip:y@e.com",
+    }),
+    watcherRow({
+      contact: "sip:c@1.2.3.4:6000;transport=ws",
+      socketInfo: si1,
+      presentityUri: "sip:x@e.com",
+    }),
+    watcherRow({
+      contact: "sip:d@1.2.3.4:6000;transport=ws",
+      socketInfo: si1,
+      presentityUri: "sip:y@e.com",
+    }),
+  );
   t.kamailio.live.set("node-1", [{ ip: "1.2.3.4", port: 6000 }]);
 }
 
