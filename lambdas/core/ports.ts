@@ -169,11 +169,3 @@ export interface Telemetry {
   warn(message: string, data?: Record<string, unknown>): void;
   error(message: string, data?: Record<string, unknown>): void;
 }
-
-export const silentTelemetry: Telemetry = {
-  count: () => {},
-  audit: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-};
