@@ -77,6 +77,10 @@ export class Monitoring extends Construct {
     const refreshFailed = emf(props.refreshFailedMetric ?? "RefreshFailed");
     const rejected = emf(props.rejectedMetric ?? "EventsRejected");
     const rowsDeleted = emf(props.rowsDeletedMetric ?? "RowsDeleted");
+    // Dashboard only: a degraded refresh (still 500 after one reconcile) and a deferred one (queued
+    // as a refresh.requested follow-up during an outage) are owed NOTIFYs, not failures to page on.
+    const refreshDegraded = emf("RefreshDegraded");
+    const refreshDeferred = emf("RefreshDeferred");
 
     const dlqVisible = props.events.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
       statistic: cloudwatch.Stats.MAXIMUM,
@@ -200,8 +204,8 @@ export class Monitoring extends Construct {
         width: 6,
       }),
       new cloudwatch.GraphWidget({
-        title: "4. Effect: rows deleted, refresh failures, rejects; DLQ depth",
-        left: [rowsDeleted, refreshFailed, rejected],
+        title: "4. Effect: rows deleted, refreshes failed/degraded/deferred, rejects; DLQ depth",
+        left: [rowsDeleted, refreshFailed, refreshDegraded, refreshDeferred, rejected],
         right: [dlqVisible],
         width: 6,
       }),

@@ -232,6 +232,23 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     template.resourceCountIs("AWS::SNS::Topic", 0);
   });
 
+  it("graphs every refresh outcome the worker counts on the dashboard's effect widget", () => {
+    const [dashboard] = Object.values(built.template.findResources("AWS::CloudWatch::Dashboard"));
+    // The body is an Fn::Join of JSON text and tokens: its string pieces hold every metric array.
+    const pieces: unknown[] = dashboard?.Properties?.DashboardBody?.["Fn::Join"]?.[1] ?? [];
+    const text = pieces.filter((p): p is string => typeof p === "string").join("");
+    const effect = text.slice(text.indexOf('"title":"4. Effect'));
+    for (const metric of [
+      "RowsDeleted",
+      "RefreshFailed",
+      "RefreshDegraded",
+      "RefreshDeferred",
+      "EventsRejected",
+    ]) {
+      expect(effect).toContain(`["KamailioWatcherCleanup","${metric}","service","kamailio-watcher-cleanup"`);
+    }
+  });
+
   it("creates an Aurora Serverless v2 PostgreSQL cluster with the Data API, encrypted, deletion-protected", () => {
     built.template.hasResourceProperties("AWS::RDS::DBCluster", {
       Engine: "aurora-postgresql",
