@@ -65,9 +65,11 @@ export interface StackCounters {
   metrics: Record<string, number>;
   reconcileRuns: number;
   reconcileErrors: number;
-  /** Rows the reconciler deleted and presentities it refreshed (its reports' totals). */
+  /** Rows the reconciler deleted and its refreshes by outcome (from its reports). */
   reconcileDeleted: number;
   reconcileRefreshes: number;
+  reconcileRefreshFailures: number;
+  reconcileRefreshDeferred: number;
 }
 
 export interface NodeInfo {
@@ -210,6 +212,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       reconcileErrors: 0,
       reconcileDeleted: 0,
       reconcileRefreshes: 0,
+      reconcileRefreshFailures: 0,
+      reconcileRefreshDeferred: 0,
     };
     cleanups.push(tapMetrics(counters.metrics));
 
@@ -413,9 +417,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         lambdaContext("kwc-reconciler", 300_000),
       )
         .then((report) => {
-          const totals = (report as { totals?: { deleted?: number; refreshes?: number } }).totals;
+          const { totals, nodes } = report as {
+            totals?: { deleted?: number; refreshes?: number; refreshFailures?: number };
+            nodes?: { refreshDeferred?: number }[];
+          };
+          // totals.refreshes counts every outcome: only the ones that went out count as refreshes.
+          const failed = totals?.refreshFailures ?? 0;
+          const deferred = (nodes ?? []).reduce((sum, n) => sum + (n.refreshDeferred ?? 0), 0);
           counters.reconcileDeleted += totals?.deleted ?? 0;
-          counters.reconcileRefreshes += totals?.refreshes ?? 0;
+          counters.reconcileRefreshes += (totals?.refreshes ?? 0) - failed - deferred;
+          counters.reconcileRefreshFailures += failed;
+          counters.reconcileRefreshDeferred += deferred;
           return report;
         })
         .catch((error: unknown) => {
