@@ -158,6 +158,10 @@ function mb(bytes: number): string {
 
 function traceMemory(label: string): void {
   if (!values["trace-memory"]) return;
+  // With --expose-gc the heap figure is what is live, not what awaits collection (peak RSS is then
+  // no longer the undisturbed figure: run without --trace-memory for that).
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
   const m = process.memoryUsage();
   const f = (n: number) => (n / 1048576).toFixed(1);
   console.log(

@@ -198,10 +198,9 @@ export class DataApiReconcileStore implements ReconcileStore {
       }
       // socket_info is not read back: every row matched one of the node's sockets in SQL.
       const socket = filter.socketInfo[0] ?? "";
-      return {
-        rows: records.map((r) => ({ ...rowFromRecord(r), socketInfo: socket })),
-        done: records.length < limit,
-      };
+      const rows = records.map(rowFromRecord);
+      for (const row of rows) row.socketInfo = socket;
+      return { rows, done: records.length < limit };
     }
   }
 

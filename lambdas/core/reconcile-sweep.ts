@@ -23,7 +23,10 @@ import { refreshRequested } from "./follow-up.ts";
 import { forEachBounded } from "./pool.ts";
 import type { FollowUpSink } from "./ports.ts";
 import {
-  classifyRow,
+  type Classification,
+  type ClassifyContext,
+  type ContactStyle,
+  contactPeer,
   type DatabaseEngine,
   foreignSocketCheck,
   kamailioPurgesExpired,
@@ -177,6 +180,94 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
 }
 
+/** One shared object per (presentity, event) of a node: rows point at it, refreshes iterate it. */
+interface RefreshTarget {
+  presentity: string;
+  event: string;
+}
+
+/**
+ * What the sweep keeps of a row between reading it and deleting it: the id and the `expires` the
+ * delete needs, the contact's peer (already parsed) for the classification, and what the report
+ * lists. Presentity, event and peer strings are shared between rows rather than copied per row.
+ */
+interface KeptRow {
+  id: number;
+  expires: number;
+  /** peerKey() of the WebSocket peer the contact names; undefined when it names none. */
+  peer: string | undefined;
+  target: RefreshTarget;
+  callId: string;
+  toTag: string;
+  fromTag: string;
+  contact: string;
+  reason: RowReason;
+}
+
+/** The rows of one node as read, with their repeated strings interned. */
+class KeptRows {
+  readonly rows: KeptRow[] = [];
+  readonly #targets = new Map<string, RefreshTarget>();
+  readonly #peers = new Map<string, string>();
+
+  constructor(private readonly contactStyle: ContactStyle) {}
+
+  add(row: WatcherRow): void {
+    const parsed = contactPeer(row.contact, this.contactStyle);
+    this.rows.push({
+      id: row.id,
+      expires: row.expires,
+      peer: parsed ? this.#intern(peerKey(parsed)) : undefined,
+      target: this.#target(row.presentityUri, row.event),
+      callId: row.callId,
+      toTag: row.toTag,
+      fromTag: row.fromTag,
+      contact: row.contact,
+      reason: "live",
+    });
+  }
+
+  #intern(peer: string): string {
+    const known = this.#peers.get(peer);
+    if (known !== undefined) return known;
+    this.#peers.set(peer, peer);
+    return peer;
+  }
+
+  #target(presentity: string, event: string): RefreshTarget {
+    const key = `${event}\u0000${presentity}`;
+    let target = this.#targets.get(key);
+    if (!target) {
+      target = { presentity, event };
+      this.#targets.set(key, target);
+    }
+    return target;
+  }
+}
+
+/** classifyRow()'s rules (reconcile.ts) on a kept row, whose peer was parsed when it was read. */
+export function classifyKept(
+  row: Pick<KeptRow, "expires" | "peer">,
+  ctx: Omit<ClassifyContext, "contactStyle">,
+): Classification {
+  if (ctx.purgeExpired && row.expires + ctx.expiredGraceSeconds < ctx.now) return "expired";
+  if (row.peer === undefined) return "live";
+  return ctx.livePeers.has(row.peer) ? "live" : "conn-closed";
+}
+
+function reportRow(nodeId: string, row: KeptRow): ReportRow {
+  return {
+    id: row.id,
+    node: nodeId,
+    key: { callId: row.callId, toTag: row.toTag, fromTag: row.fromTag },
+    presentity: row.target.presentity,
+    event: row.target.event,
+    contact: row.contact,
+    ...(row.peer ? { peer: row.peer } : {}),
+    reason: row.reason,
+  };
+}
+
 /** Sweeps one node. Never throws: faults and refusals end up in the node's report. */
 export async function sweepNode(
   deps: SweepDeps,
@@ -207,21 +298,22 @@ export async function sweepNode(
     if (foreign.refusal) refusals.push(foreign.refusal);
     if (refusals.length > 0) return finish({ outcome: "refused", message: refusals.join("\n") });
 
-    // 1. rows (paged on id by the store, every response below the Data API's 1 MiB)
+    // 1. rows (paged on id by the store, every response below the Data API's 1 MiB), kept lean:
+    // a node may have 100k rows, held until the node has answered with its connections.
     const filter = filterFor(node, request, nowSeconds, grace);
-    const rows: WatcherRow[] = [];
+    const kept = new KeptRows(node.contactStyle);
     let afterId = 0;
     for (;;) {
       if (outOfTime()) {
         return finish({
           outcome: "not-reached",
-          message: `time budget ran out while reading rows (${rows.length} read); nothing deleted on ${node.id}`,
+          message: `time budget ran out while reading rows (${kept.rows.length} read); nothing deleted on ${node.id}`,
         });
       }
       const page = await deps.store.readPage(node.watchersTable, filter, afterId);
       report.pages++;
-      rows.push(...page.rows);
-      deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: rows.length });
+      for (const row of page.rows) kept.add(row);
+      deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: kept.rows.length });
       const last = page.rows.at(-1);
       if (page.done || !last) break;
       afterId = last.id;
@@ -244,48 +336,33 @@ export async function sweepNode(
       livePeers: livePeerSet(connections),
       now: nowSeconds,
       purgeExpired: request.scope === "expired" || !kamailioPurgesExpired(after.kamailioVersion),
-      contactStyle: node.contactStyle,
       expiredGraceSeconds: grace,
     };
-    const stale: { row: WatcherRow; reason: Exclude<RowReason, "live">; peer?: string }[] = [];
-    const listed: { row: WatcherRow; reason: RowReason; peer?: string }[] = [];
-    for (const row of rows) {
-      const c = classifyRow(row, ctx);
-      let reason: RowReason = c.classification;
+    const stale: KeptRow[] = [];
+    for (const row of kept.rows) {
+      let reason: RowReason = classifyKept(row, ctx);
       // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
       if (request.scope === "expired" && reason === "conn-closed") reason = "live";
       if (reason === "live" && request.includeLive) reason = "requested";
+      row.reason = reason;
       report.counts[reason]++;
-      if (request.list === "all")
-        listed.push(c.peer ? { row, reason, peer: peerKey(c.peer) } : { row, reason });
       if (reason === "live") continue;
       if (stale.length >= request.limit) {
         report.truncated = true;
         continue;
       }
-      stale.push(c.peer ? { row, reason, peer: peerKey(c.peer) } : { row, reason });
+      stale.push(row);
     }
     const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
-    const shown = request.list === "all" ? listed : stale;
-    report.rows = shown.slice(0, maxListed).map(
-      ({ row, reason, peer }): ReportRow => ({
-        id: row.id,
-        node: node.id,
-        key: { callId: row.callId, toTag: row.toTag, fromTag: row.fromTag },
-        presentity: row.presentityUri,
-        event: row.event,
-        contact: row.contact,
-        ...(peer ? { peer } : {}),
-        reason,
-      }),
-    );
+    const shown = request.list === "all" ? kept.rows : stale;
+    report.rows = shown.slice(0, maxListed).map((row) => reportRow(node.id, row));
     if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
     if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });
 
     // 4. delete by id and the same predicate, in chunks
     const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
     for (let i = 0; i < stale.length; i += chunk) {
-      const part = stale.slice(i, i + chunk).map((s) => ({ id: s.row.id, expires: s.row.expires }));
+      const part = stale.slice(i, i + chunk).map((row) => ({ id: row.id, expires: row.expires }));
       report.deleted += await deps.store.deleteRows(node.watchersTable, part, filter);
       deps.hooks?.onProgress?.({
         node: node.id,
@@ -296,17 +373,12 @@ export async function sweepNode(
     }
 
     // 5. one refresh per affected (presentity, event), so survivors get the current state
-    const targets = new Map<string, { presentity: string; event: string }>();
-    for (const { row } of stale) {
-      targets.set(`${row.event}\u0000${row.presentityUri}`, {
-        presentity: row.presentityUri,
-        event: row.event,
-      });
-    }
+    const targets = new Set<RefreshTarget>();
+    for (const row of stale) targets.add(row.target);
     const refreshes: RefreshOutcome[] = [];
     const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
     const facts = { ...after, source: "status" as const };
-    for (const { presentity, event } of targets.values()) {
+    for (const { presentity, event } of targets) {
       try {
         const r = await deps.probe.refresh(node, presentity, event);
         refreshes.push(
