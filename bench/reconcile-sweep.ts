@@ -165,7 +165,7 @@ function traceMemory(label: string): void {
   const m = process.memoryUsage();
   const f = (n: number) => (n / 1048576).toFixed(1);
   console.log(
-    `  [mem] ${label}: rss ${f(m.rss)} | heap used ${f(m.heapUsed)} total ${f(m.heapTotal)} | external ${f(m.external)} (array buffers ${f(m.arrayBuffers)})`,
+    `  [mem] ${label}: rss ${f(m.rss)} (peak so far ${f(process.resourceUsage().maxRSS * 1024)}) | heap used ${f(m.heapUsed)} total ${f(m.heapTotal)} | external ${f(m.external)} (array buffers ${f(m.arrayBuffers)})`,
   );
 }
 
@@ -272,13 +272,16 @@ async function bench(engine: Engine, rowCount: number, livePeers: number): Promi
       });
       const ms = performance.now() - t0;
       traceMemory("after runCleanup");
+      // maxRSS only grows: after the dry run it is one sweep's peak in a fresh process; after the
+      // full sweep it includes what the dry run left for the collector (a warm Lambda's case).
+      const peakSoFar = process.resourceUsage().maxRSS * 1024;
       times[dryRun ? "dry" : "sweep"] = ms;
       const n = report.nodes[0];
       const largest = Math.max(...responseBytes);
       console.log(
         `${engine} ${dryRun ? "dry run" : "sweep  "}: ${ms.toFixed(0)} ms | rows ${rowCount} (live ${n?.counts.live}, conn-closed ${n?.counts["conn-closed"]}) | ` +
           `live peers ${livePeers} | pages ${store.stats.pages - pages0} | Data API calls ${responseBytes.length} | ` +
-          `largest response ${largest} B (${((largest / 1048576) * 100).toFixed(1)} % of 1 MiB) | deleted ${n?.deleted} | refreshes ${refreshes} | outcome ${n?.outcome}`,
+          `largest response ${largest} B (${((largest / 1048576) * 100).toFixed(1)} % of 1 MiB) | deleted ${n?.deleted} | refreshes ${refreshes} | outcome ${n?.outcome} | peak RSS so far ${mb(peakSoFar)} MB`,
       );
       if (!(largest < 1048576))
         console.log("  GOAL MISSED: a response reached 1 MiB (or its size is unknown)");
