@@ -107,7 +107,9 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
     expect(await publisher.publish(presentity)).toBe(200);
     const survivor = await watch("lost-survivor", presentity);
     const dying = await watch("lost-dying", presentity);
-    const eventsBefore = stack.counters.eventsIn;
+    // Not eventsIn: the PUBLISH's presence.changed may still be on its way to the worker here.
+    const workerDeletesBefore = stack.counters.metrics.RowsDeleted ?? 0;
+    const reconcileDeletedBefore = stack.counters.reconcileDeleted;
     const runsBefore = stack.counters.reconcileRuns;
     const diedAt = Date.now();
     try {
@@ -121,8 +123,9 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
         timeoutMs: 20_000,
         what: "the reconciler timer to delete the stale row",
       });
-      // The worker never saw the event while the ingest was down.
-      expect(stack.counters.eventsIn).toBe(eventsBefore);
+      // The reconciler deleted it; the worker, which never saw the close event, deleted nothing.
+      expect(stack.counters.reconcileDeleted).toBeGreaterThan(reconcileDeletedBefore);
+      expect(stack.counters.metrics.RowsDeleted ?? 0).toBe(workerDeletesBefore);
       await survivor.c.waitForNotify(
         (n) => n.callId === survivor.sub.callId && n.receivedAt >= diedAt,
         10_000,
