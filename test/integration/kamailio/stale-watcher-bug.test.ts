@@ -17,6 +17,16 @@ import { waitUntil } from "../../helpers/wait.ts";
 
 // A matrix, not a cross-product: the bug on both engines (nated contacts), once with alias
 // contacts, and notifier mode on MariaDB, where Kamailio deletes the undeliverable row itself.
+
+/** Kamailio's ERROR lines, for the message of an assertion about what Kamailio did. */
+function kamailioErrors(node: KamailioNode): string {
+  const errors = node
+    .log()
+    .split("\n")
+    .filter((line) => line.includes("ERROR"));
+  return `Kamailio errors (${node.logFile}):\n${errors.slice(-20).join("\n")}`;
+}
+
 const MATRIX: {
   engine: Engine;
   listenIp: string;
@@ -127,7 +137,8 @@ describe.each(MATRIX)(
         // what the service does: delete the stale row, refresh again -> every survivor is notified
         await db.query(`DELETE FROM active_watchers WHERE callid = ${ph(1)}`, [dead.sub.callId]);
         const second = await node.rpc("presence.refreshWatchers", [presentity, event, 1]);
-        expect(second.status).toBe(200);
+        // (seen once in ~20 full-suite runs on a loaded machine: a 500 here; the log says why)
+        expect(second.status, kamailioErrors(node)).toBe(200);
         await s1.c.ping();
         await s2.c.ping();
         for (const s of [s1, s2]) {
