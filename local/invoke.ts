@@ -84,29 +84,30 @@ function readAll(req: IncomingMessage, limit: number): Promise<Buffer | undefine
   });
 }
 
+/** A Lambda `Context` for a local invocation (the deadline starts now). */
+export function lambdaContext(name: string, timeoutMs: number, region = "us-east-1"): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: name,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:${region}:000000000000:function:${name}`,
+    memoryLimitInMB: "256",
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${name}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
 export async function startInvokeServer(options: InvokeServerOptions): Promise<InvokeServer> {
   const region = options.region ?? "us-east-1";
   const functionTimeoutMs = options.functionTimeoutMs ?? 900_000;
   const invocations: Record<string, number> = {};
   const background = new Set<Promise<unknown>>();
-
-  function contextFor(name: string): Context {
-    const deadline = Date.now() + functionTimeoutMs;
-    return {
-      callbackWaitsForEmptyEventLoop: false,
-      functionName: name,
-      functionVersion: "$LATEST",
-      invokedFunctionArn: `arn:aws:lambda:${region}:000000000000:function:${name}`,
-      memoryLimitInMB: "256",
-      awsRequestId: randomUUID(),
-      logGroupName: `/aws/lambda/${name}`,
-      logStreamName: "local",
-      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-      done: () => {},
-      fail: () => {},
-      succeed: () => {},
-    };
-  }
 
   async function run(handler: InvokeHandler, name: string, event: unknown): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
@@ -118,7 +119,7 @@ export async function startInvokeServer(options: InvokeServerOptions): Promise<I
       }, functionTimeoutMs);
     });
     try {
-      return await Promise.race([handler(event, contextFor(name)), timeout]);
+      return await Promise.race([handler(event, lambdaContext(name, functionTimeoutMs, region)), timeout]);
     } finally {
       clearTimeout(timer);
     }

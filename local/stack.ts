@@ -14,7 +14,7 @@ import type { Context, SQSEvent } from "aws-lambda";
 import { parseMessage } from "../lambdas/core/parse.ts";
 import { connectLocalDb, DB_PASSWORD, DB_USER, dbPort, type Engine, kamailioDbUrl } from "./db.ts";
 import { type IngestServer, startIngestServer } from "./ingest.ts";
-import { type InvokeServer, startInvokeServer } from "./invoke.ts";
+import { type InvokeServer, lambdaContext, startInvokeServer } from "./invoke.ts";
 import { fetchStatus, type LocalKamailio, startLocalKamailio } from "./kamailio.ts";
 import { type Poller, startSqsPoller } from "./poller.ts";
 import { LOCAL_CREDENTIALS, LOCAL_REGION, type LocalSqs, startLocalSqs } from "./sqs.ts";
@@ -116,24 +116,6 @@ interface DataApiServerLike {
   endpoint: string;
   faults?: unknown;
   close(): Promise<void>;
-}
-
-function lambdaContext(name: string, timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: name,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:000000000000:function:${name}`,
-    memoryLimitInMB: "256",
-    awsRequestId: randomBytes(16).toString("hex"),
-    logGroupName: `/aws/lambda/${name}`,
-    logStreamName: "local",
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
 }
 
 /** Sums EMF metric lines (`{"_aws":{"CloudWatchMetrics":[...]}, "<name>": value}`) on stdout. */
@@ -414,7 +396,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           resources: [],
           detail: {},
         },
-        lambdaContext("kwc-reconciler", 300_000),
+        lambdaContext("kwc-reconciler", 300_000, LOCAL_REGION),
       )
         .then((report) => {
           const { totals, nodes } = report as {
