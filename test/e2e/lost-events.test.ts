@@ -123,8 +123,12 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
         timeoutMs: 20_000,
         what: "the reconciler timer to delete the stale row",
       });
-      // The reconciler deleted it; the worker, which never saw the close event, deleted nothing.
-      expect(stack.counters.reconcileDeleted).toBeGreaterThan(reconcileDeletedBefore);
+      // The reconciler deleted it (its report is tallied once its sweep, refreshes included, is
+      // done); the worker, which never saw the close event, deleted nothing.
+      await waitUntil(() => stack.counters.reconcileDeleted > reconcileDeletedBefore, {
+        timeoutMs: 10_000,
+        what: "the reconciler's report of the delete",
+      });
       expect(stack.counters.metrics.RowsDeleted ?? 0).toBe(workerDeletesBefore);
       await survivor.c.waitForNotify(
         (n) => n.callId === survivor.sub.callId && n.receivedAt >= diedAt,
