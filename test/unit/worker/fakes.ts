@@ -1,12 +1,14 @@
 // Test doubles for the worker core: an in-memory watchers store that evaluates the same LIKE
 // shapes the SQL uses (so the SQL pre-selection semantics are exercised), a scripted Kamailio and
 // a recording DLQ.
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import type { DialogKey } from "../../../lambdas/core/contract.ts";
 import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
 import { contactLikeShapes } from "../../../lambdas/core/peer.ts";
 import type {
   DeadLetterSink,
   DlqItem,
+  FollowUpSink,
   KamailioClient,
   NodeScope,
   NodeStatus,
@@ -17,6 +19,7 @@ import type {
   WatcherStore,
 } from "../../../lambdas/core/ports.ts";
 import { LIKE_ESCAPE, likePattern } from "../../../lambdas/core/sql.ts";
+import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
 
 /** SQL LIKE with `ESCAPE '!'`, case-sensitive (the store compares LOWER(contact)). */
 export function sqlLike(value: string, pattern: string): boolean {
@@ -237,4 +240,23 @@ export function changed(node: string, presentity = "sip:alice@example.com", even
 }
 export function envelope(...events: unknown[]): string {
   return JSON.stringify({ v: 1, events });
+}
+
+/** A worker over in-memory fakes, as every worker unit test builds it. */
+export function workerBed(opts: { nodes?: NodeConfig[]; followUps?: FollowUpSink; now?: () => number } = {}) {
+  const fleet = fleetOf(opts.nodes ?? [nodeConfig("node-1"), nodeConfig("node-2")]);
+  const store = new MemoryStore();
+  const kamailio = new FakeKamailio();
+  const dlq = new RecordingDlq();
+  const tel = memoryTelemetry();
+  const deps: WorkerDeps = {
+    fleet: async () => fleet,
+    storeFor: () => store,
+    kamailio,
+    dlq,
+    telemetry: tel.telemetry,
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.followUps ? { followUps: opts.followUps } : {}),
+  };
+  return { fleet, store, kamailio, dlq, tel, deps, run: createWorker(deps) };
 }

@@ -7,24 +7,12 @@ import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { describe, expect, it } from "vitest";
 import { SqsFollowUpSink } from "../../../lambdas/adapters/sqs-follow-up.ts";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import { RpcFaultError, RpcTransportError } from "../../../lambdas/core/classify.ts";
 import type { RefreshRequested } from "../../../lambdas/core/contract.ts";
 import { FOLLOW_UPS_PER_ENVELOPE, followUpBodies } from "../../../lambdas/core/follow-up.ts";
 import { parseMessage } from "../../../lambdas/core/parse.ts";
 import type { FollowUpSink } from "../../../lambdas/core/ports.ts";
-import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
-import {
-  AT,
-  closed,
-  envelope,
-  FakeKamailio,
-  fleetOf,
-  MemoryStore,
-  nodeConfig,
-  RecordingDlq,
-  watcherRow,
-} from "./fakes.ts";
+import { AT, closed, envelope, nodeConfig, watcherRow, workerBed } from "./fakes.ts";
 
 class RecordingFollowUps implements FollowUpSink {
   sent: RefreshRequested[][] = [];
@@ -41,22 +29,13 @@ const si1 = n1.socketInfo[0] as string;
 const NOW = 1_795_700_000_000;
 
 function setup(withFollowUps = true) {
-  const fleet = fleetOf([n1, nodeConfig("node-2")]);
-  const store = new MemoryStore();
-  const kamailio = new FakeKamailio();
-  const dlq = new RecordingDlq();
   const followUps = new RecordingFollowUps();
-  const tel = memoryTelemetry();
-  const deps: WorkerDeps = {
-    fleet: async () => fleet,
-    storeFor: () => store,
-    kamailio,
-    dlq,
-    telemetry: tel.telemetry,
+  const bed = workerBed({
+    nodes: [n1, nodeConfig("node-2")],
     now: () => NOW,
     ...(withFollowUps ? { followUps } : {}),
-  };
-  return { store, kamailio, dlq, followUps, tel, run: createWorker(deps) };
+  });
+  return { ...bed, followUps };
 }
 
 const unreachable = () => new RpcTransportError("presence.refreshWatchers", "fetch failed: ECONNREFUSED");

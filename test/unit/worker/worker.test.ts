@@ -3,7 +3,6 @@
 import type { SQSEvent } from "aws-lambda";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import {
   classifyRpcError,
   classifyStoreError,
@@ -11,38 +10,22 @@ import {
   RpcFaultError,
   RpcTransportError,
 } from "../../../lambdas/core/classify.ts";
-import { factsFromConfig } from "../../../lambdas/core/fleet.ts";
+import { factsFromConfig, type NodeConfig } from "../../../lambdas/core/fleet.ts";
 import { planBatch } from "../../../lambdas/core/plan.ts";
-import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
+import { createWorker } from "../../../lambdas/core/worker.ts";
 import { createWorkerHandler } from "../../../lambdas/handlers/worker.ts";
 import {
   changed,
   closed,
   envelope,
-  FakeKamailio,
   fleetOf,
-  MemoryStore,
   nodeConfig,
   notifyFailed,
-  RecordingDlq,
   watcherRow,
+  workerBed,
 } from "./fakes.ts";
 
-function setup(nodes = [nodeConfig("node-1"), nodeConfig("node-2")]) {
-  const fleet = fleetOf(nodes);
-  const store = new MemoryStore();
-  const kamailio = new FakeKamailio();
-  const dlq = new RecordingDlq();
-  const tel = memoryTelemetry();
-  const deps: WorkerDeps = {
-    fleet: async () => fleet,
-    storeFor: () => store,
-    kamailio,
-    dlq,
-    telemetry: tel.telemetry,
-  };
-  return { fleet, store, kamailio, dlq, tel, deps, run: createWorker(deps) };
-}
+const setup = (nodes?: NodeConfig[]) => workerBed(nodes ? { nodes } : {});
 
 const n1 = nodeConfig("node-1");
 const si1 = n1.socketInfo[0] as string;
