@@ -2,40 +2,24 @@
 // notifier_processes 0. Asserts its result values, never its timings. The "without the service"
 // halves are the controls: with the worker paused, Kamailio 5.6.3 alone answers 500, keeps the
 // stale row and starves the survivors, and a PUBLISH on A reaches nobody on B.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatDemoTable, runDemoScenario } from "../../local/demo-scenario.ts";
-import { type LocalStack, startLocalStack } from "../../local/stack.ts";
-import { createTestDb, type TestDb } from "../helpers/db.ts";
-import { loopbackAddress } from "../helpers/ports.ts";
+import type { LocalStack } from "../../local/stack.ts";
+import type { TestDb } from "../helpers/db.ts";
+import { type StackBed, startStackBed } from "./stack-bed.ts";
 
 describe("npm run demo's scenario (postgres, two nodes)", () => {
+  let bed: StackBed;
   let db: TestDb;
   let stack: LocalStack;
-  let stateDir: string;
 
   beforeAll(async () => {
-    db = await createTestDb("postgres", "e2edemo");
-    stateDir = mkdtempSync(join(tmpdir(), "kwc-e2e-demo-"));
-    stack = await startLocalStack({
-      engine: "postgres",
-      database: db.name,
-      stateDir,
-      nodes: 2,
-      listenIps: [loopbackAddress(), loopbackAddress()],
-      visibilityTimeoutSeconds: 2,
-      waitTimeSeconds: 1,
-      reconcileEveryMs: 0,
-      log: () => {},
-    });
+    bed = await startStackBed("postgres", "e2edemo", { nodes: 2 });
+    ({ db, stack } = bed);
   });
 
   afterAll(async () => {
-    await stack?.stop();
-    await db?.drop();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it("shows the starvation without the service and its end with it, on one node and across two", async () => {

@@ -6,18 +6,17 @@
 // Each stale row is made while the ingest refuses events, so only the reconciler or the cleanup
 // function can delete it; the control checks the row is still there first.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CleanupResponse } from "../../lambdas/handlers/cleanup.ts";
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../../local/sqs.ts";
-import { CLEANUP_FUNCTION_NAME, type LocalStack, startLocalStack } from "../../local/stack.ts";
-import { createTestDb, type TestDb } from "../helpers/db.ts";
-import { loopbackAddress } from "../helpers/ports.ts";
+import { CLEANUP_FUNCTION_NAME, type LocalStack } from "../../local/stack.ts";
+import type { TestDb } from "../helpers/db.ts";
 import { SipWsClient, type Subscription } from "../helpers/sip-ws-client.ts";
 import { waitUntil } from "../helpers/wait.ts";
+import { type StackBed, startStackBed } from "./stack-bed.ts";
 
 const BIN = resolve(import.meta.dirname, "../../cli/bin.mjs");
 
@@ -38,33 +37,17 @@ function kwc(
 }
 
 describe("lost events and on-demand cleanup on the local pipeline (postgres)", () => {
+  let bed: StackBed;
   let db: TestDb;
   let stack: LocalStack;
-  let stateDir: string;
-  const clients: SipWsClient[] = [];
 
   beforeAll(async () => {
-    db = await createTestDb("postgres", "e2elost");
-    stateDir = mkdtempSync(join(tmpdir(), "kwc-e2e-lost-"));
-    stack = await startLocalStack({
-      engine: "postgres",
-      database: db.name,
-      stateDir,
-      nodes: 1,
-      listenIps: [loopbackAddress()],
-      visibilityTimeoutSeconds: 2,
-      waitTimeSeconds: 1,
-      // Off until the test has made its stale row; then the timer is what deletes it.
-      reconcileEveryMs: 0,
-      log: () => {},
-    });
+    bed = await startStackBed("postgres", "e2elost", { nodes: 1 });
+    ({ db, stack } = bed);
   });
 
   afterAll(async () => {
-    for (const c of clients) c.close();
-    await stack?.stop();
-    await db?.drop();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   const node = () => {
@@ -75,7 +58,7 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
   async function watch(user: string, presentity: string): Promise<{ c: SipWsClient; sub: Subscription }> {
     const ip = /^ws:\/\/([^:/]+):/.exec(node().wsUrl ?? "")?.[1];
     const c = await SipWsClient.connect(node().wsUrl ?? "", { user, ...(ip && { localAddress: ip }) });
-    clients.push(c);
+    bed.clients.push(c);
     const sub = await c.subscribe(presentity);
     expect(sub.status).toBe(200);
     await c.waitForNotify((n) => n.callId === sub.callId);
@@ -103,7 +86,7 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
   it("the reconciler timer deletes the row of a death whose event was lost, and the survivor is notified", async () => {
     const presentity = "sip:lost-1@example.com";
     const publisher = await SipWsClient.connect(node().wsUrl ?? "", { user: "lost-1" });
-    clients.push(publisher);
+    bed.clients.push(publisher);
     expect(await publisher.publish(presentity)).toBe(200);
     const survivor = await watch("lost-survivor", presentity);
     const dying = await watch("lost-dying", presentity);

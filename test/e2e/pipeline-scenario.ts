@@ -2,48 +2,29 @@
 // PostgreSQL and MariaDB files (one stack per process: the handlers read their env at load).
 // Everything goes through the real path: Kamailio (shipped cfg) → ingest → SQS → poller → worker
 // → Data API server → database, and → JSON-RPC refresh; no manual step in between.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FaultInjector } from "../../local/dataapi/server.ts";
-import { type LocalStack, startLocalStack } from "../../local/stack.ts";
+import type { LocalStack } from "../../local/stack.ts";
 import { statusLine } from "../../local/status.ts";
-import { createTestDb, type Engine, type TestDb } from "../helpers/db.ts";
-import { loopbackAddress } from "../helpers/ports.ts";
+import type { Engine, TestDb } from "../helpers/db.ts";
 import { SipWsClient } from "../helpers/sip-ws-client.ts";
 import { waitUntil } from "../helpers/wait.ts";
+import { type StackBed, startStackBed } from "./stack-bed.ts";
 
 export function pipelineScenarios(engine: Engine): void {
   describe(`local pipeline on ${engine}, notifier_processes 0, two nodes`, () => {
+    let bed: StackBed;
     let db: TestDb;
     let stack: LocalStack;
-    let stateDir: string;
-    const clients: SipWsClient[] = [];
 
     beforeAll(async () => {
-      db = await createTestDb(engine, "e2e");
-      stateDir = mkdtempSync(join(tmpdir(), "kwc-e2e-"));
-      stack = await startLocalStack({
-        engine,
-        database: db.name,
-        stateDir,
-        nodes: 2,
-        listenIps: [loopbackAddress(), loopbackAddress()],
-        visibilityTimeoutSeconds: 2,
-        maxReceiveCount: 4,
-        waitTimeSeconds: 1,
-        reconcileEveryMs: 0,
-        log: () => {},
-      });
+      bed = await startStackBed(engine, "e2e", { nodes: 2, maxReceiveCount: 4 });
+      ({ db, stack } = bed);
     });
 
     afterAll(async () => {
-      for (const c of clients) c.close();
-      await stack?.stop();
-      await db?.drop();
-      if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+      await bed?.close();
     });
 
     const node = (i: number) => {
@@ -55,7 +36,7 @@ export function pipelineScenarios(engine: Engine): void {
       const n = node(i);
       const ip = n.wsUrl?.replace(/^ws:\/\/([^:]+):.*$/, "$1");
       const c = await SipWsClient.connect(n.wsUrl ?? "", { user, ...(ip && { localAddress: ip }) });
-      clients.push(c);
+      bed.clients.push(c);
       return c;
     }
     async function rowsFor(table: string, callId: string): Promise<number> {
