@@ -139,3 +139,19 @@ async function createMysql(name: string): Promise<TestDb> {
     },
   };
 }
+
+/**
+ * Makes a watcher row the FIRST one Kamailio notifies. Presence prepends the rows of an unordered
+ * scan, so the row scanned last goes first: on MariaDB (InnoDB, clustered by id) that is already
+ * the row subscribed last; on PostgreSQL a no-op UPDATE moves its tuple to the end of the heap.
+ * Tests that rely on the order also assert it (it is what makes GH #4118 deterministic).
+ */
+export async function makeNotifiedFirst(
+  db: TestDb,
+  callId: string,
+  table = "active_watchers",
+): Promise<void> {
+  assertTableName(table);
+  if (db.engine === "postgres")
+    await db.query(`UPDATE ${table} SET flags = flags WHERE callid = $1`, [callId]);
+}

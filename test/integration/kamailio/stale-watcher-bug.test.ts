@@ -8,7 +8,7 @@
 // MariaDB's index order) and, on PostgreSQL, its row is touched with a no-op UPDATE after every
 // initial NOTIFY (a new tuple goes to the end of the heap). The test checks that order first.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Engine, TestDb } from "../../helpers/db.ts";
+import { type Engine, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import type { EventReceiver } from "../../helpers/receiver.ts";
@@ -85,9 +85,7 @@ describe.each(MATRIX)(
         const s1 = await watch(`s1-${event}`, presentity, event);
         const s2 = await watch(`s2-${event}`, presentity, event);
         const dead = await watch(`dead-${event}`, presentity, event);
-        if (engine === "postgres") {
-          await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
-        }
+        await makeNotifiedFirst(db, dead.sub.callId);
         const order = await scanOrder(presentity, event);
         expect(order).toHaveLength(3);
         expect(order.at(-1)).toBe(dead.sub.callId); // last in the scan = notified first

@@ -8,6 +8,7 @@ import type { ConnectionClosed } from "../../../lambdas/core/contract.ts";
 import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
 import { parseMessage } from "../../../lambdas/core/parse.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
+import { makeNotifiedFirst } from "../../helpers/db.ts";
 import type { NodeBed } from "../../helpers/node-bed.ts";
 import { type DieMode, SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
 import { envelopeOf, nodeConfigOf, workerFor } from "../worker/harness.ts";
@@ -69,8 +70,7 @@ export async function deadWatcherScenario(opts: {
 }): Promise<ConnectionClosed> {
   const { bed, api, style, presentity, dead, survivors, how, messageId } = opts;
   const { db, node, rx } = bed;
-  // Make the dead row the first one notified (presence prepends an un-ordered scan).
-  await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
+  await makeNotifiedFirst(db, dead.sub.callId);
 
   await dead.c.die(how);
   const closed = (await rx.waitFor(

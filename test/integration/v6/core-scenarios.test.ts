@@ -22,7 +22,7 @@ import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
 import { factsFromStatus } from "../../../lambdas/core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
-import { createTestDb, type TestDb } from "../../helpers/db.ts";
+import { createTestDb, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import { hostKamailio, type KamailioRuntime, startKamailio } from "../../helpers/kamailio.ts";
 import {
   hostMountsUnder,
@@ -172,8 +172,7 @@ describe.each(VERSIONS)(
       const s1 = await bed.watch("s1", presentity);
       const s2 = await bed.watch("s2", presentity);
       const dead = await bed.watch("dead", presentity);
-      // presence prepends an un-ordered scan: the row last in the heap is notified first
-      await bed.db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
+      await makeNotifiedFirst(bed.db, dead.sub.callId);
       const scan = await bed.db.query<{ callid: string }>(
         "SELECT callid FROM active_watchers WHERE presentity_uri = $1 AND event = 'presence'",
         [presentity],

@@ -16,7 +16,7 @@ import type { KamailioClient } from "../../../lambdas/core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
-import type { TestDb } from "../../helpers/db.ts";
+import { makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { freePort } from "../../helpers/ports.ts";
@@ -71,8 +71,7 @@ describe("refresh after deletions with Kamailio's RPC unreachable (real Kamailio
     const s1 = await bed.watch("fs1", presentity);
     const s2 = await bed.watch("fs2", presentity);
     const dead = await bed.watch("fdead", presentity);
-    // Make the dead row the first one notified (presence prepends an un-ordered scan).
-    await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
+    await makeNotifiedFirst(db, dead.sub.callId);
     await dead.c.die("terminate");
     const closedEvent = (await bed.rx.waitFor(
       (e) => e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",

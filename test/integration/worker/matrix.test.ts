@@ -12,7 +12,7 @@ import type { ConnectionClosed, KamailioEvent, NotifyFailed } from "../../../lam
 import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
-import type { Engine, TestDb } from "../../helpers/db.ts";
+import { type Engine, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import type { EventReceiver } from "../../helpers/receiver.ts";
@@ -71,9 +71,7 @@ describe.each(MATRIX)(
         const s1 = await watch(`s1-${event}`, presentity, event);
         const s2 = await watch(`s2-${event}`, presentity, event);
         const dead = await watch(`dead-${event}`, presentity, event);
-        // Make the dead row the first one notified (presence prepends an un-ordered scan).
-        if (engine === "postgres")
-          await db.query("UPDATE active_watchers SET flags = flags WHERE callid = $1", [dead.sub.callId]);
+        await makeNotifiedFirst(db, dead.sub.callId);
         const [deadRow] = (await rowsOf(dead.sub)) as { contact: string }[];
         expect(deadRow?.contact).toContain(
           style === "alias" ? `;alias=${dead.c.localAddress}~${dead.c.localPort}~5` : `@${dead.c.peer};`,

@@ -14,7 +14,7 @@ import { createWorkerHandler } from "../../../lambdas/handlers/worker.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
-import { createTestDb, type TestDb } from "../../helpers/db.ts";
+import { createTestDb, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
@@ -284,7 +284,7 @@ describe("worker scenarios (PostgreSQL, nated, notifier_processes=0)", () => {
     const b1 = await watch(nodeB, "b1", p);
     const b2 = await watch(nodeB, "b2", p);
     const bDead = await watch(nodeB, "bdead", p);
-    await db.query("UPDATE aw_b SET flags = flags WHERE callid = $1", [bDead.sub.callId]); // notified first
+    await makeNotifiedFirst(db, bDead.sub.callId, "aw_b");
     await killAndAwait(bDead.c, "terminate");
     const mark = [b1.c.notifies.length, b2.c.notifies.length];
     expect(await publisher.publish(p, { body: undefined })).toBe(200);
