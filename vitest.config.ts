@@ -10,7 +10,9 @@ import { defineConfig } from "vitest/config";
 // Every worker runs on this process's Node: refuse anything but the Node 24 the Lambdas run on
 // (scripts/test.sh checks the same before tsc, this catches a direct `vitest` on another Node).
 if (!process.versions.node.startsWith("24.")) {
-  throw new Error(`vitest: Node ${process.versions.node} is running; the project runs on Node 24 (run it through npm: npm test, npx vitest)`);
+  throw new Error(
+    `vitest: Node ${process.versions.node} is running; the project runs on Node 24 (run it through npm: npm test, npx vitest)`,
+  );
 }
 
 export default defineConfig({
