@@ -1,3 +1,4 @@
+import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, type AppProps, Duration, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "./stack.ts";
@@ -79,13 +80,17 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
 
 /**
  * The app `cdk.json` runs: one stack, configured from context. Tests call it with their own context.
- * cdk-nag's AwsSolutions pack runs on every synth and fails it on an unacknowledged finding
- * (`-c nag=false` skips it).
+ * Two policy checks run on every synth and fail it on an unacknowledged finding: cdk-nag's
+ * AwsSolutions pack (`-c nag=false` skips it) and cfn-guard with the AWS Control Tower rules
+ * (`-c guard=false` skips it; acknowledgements in constructs/policy-acknowledgements.ts).
  */
 export function createApp(props: AppProps = {}): { app: App; stack: KamailioWatcherCleanupStack } {
   const app = new App(props);
   if (String(app.node.tryGetContext("nag") ?? "true") !== "false") {
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  }
+  if (String(app.node.tryGetContext("guard") ?? "true") !== "false") {
+    Validations.of(app).addPlugins(new CfnGuardValidator({ controlTowerRulesEnabled: true }));
   }
   const stackName = String(app.node.tryGetContext("stackName") ?? "KamailioWatcherCleanup");
   const stack = new KamailioWatcherCleanupStack(

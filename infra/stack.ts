@@ -16,6 +16,7 @@ import { FleetConfig, type FleetNodeInput, validateFleetConfigProps } from "./co
 import { Monitoring, validateMonitoringProps } from "./constructs/monitoring.ts";
 import { Network, type NetworkProps, validateNetworkProps } from "./constructs/network.ts";
 import { OnDemandCleanup } from "./constructs/on-demand-cleanup.ts";
+import { acknowledgeGuardFindings } from "./constructs/policy-acknowledgements.ts";
 import { Reconciler, validateReconcilerProps } from "./constructs/reconciler.ts";
 import { ProblemList } from "./constructs/validation.ts";
 
@@ -64,7 +65,7 @@ export interface KamailioWatcherCleanupStackProps extends StackProps {
     readonly notifyFailureCodes?: number[];
     readonly rpcTokenSecretArns?: string[];
   };
-  /** @default { alarmTopic: false, maxEventAge: 10 min } */
+  /** @default { alarmTopic: true, maxEventAge: 10 min } */
   readonly monitoring?: {
     readonly alarmTopic?: boolean;
     readonly alarmEmail?: string;
@@ -190,6 +191,8 @@ export class KamailioWatcherCleanupStack extends Stack {
       onDemand: this.onDemandCleanup.function,
       metricsNamespace,
     });
+
+    acknowledgeGuardFindings(this, this.ingest, this.monitoring.alarmTopic ? [] : this.monitoring.alarms);
 
     new CfnOutput(this, "IngestUrl", {
       value: this.ingest.eventsUrl,

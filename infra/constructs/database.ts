@@ -133,7 +133,11 @@ export class Database extends Construct {
       removalPolicy: RemovalPolicy.SNAPSHOT,
       vpc,
       vpcSubnets: props.vpcSubnets,
-      cloudwatchLogsExports: this.engine === "postgres" ? ["postgresql"] : ["error", "slowquery"],
+      // Every log type the engine has (cfn-guard CT.RDS.PR.25). Aurora MySQL writes the audit and
+      // general logs only when the parameter group turns them on (off by default), so exporting
+      // them costs nothing until an operator does.
+      cloudwatchLogsExports:
+        this.engine === "postgres" ? ["postgresql"] : ["audit", "error", "general", "slowquery"],
     });
     this.cluster = cluster;
     this.dataApi = cluster;

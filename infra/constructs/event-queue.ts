@@ -87,6 +87,10 @@ export class EventQueue extends Construct {
       enforceSSL: true,
       retentionPeriod: props.deadLetterRetentionPeriod ?? Duration.days(14),
       maxMessageSizeBytes: this.maxMessageSizeBytes,
+      // Any queue of the account may name it as its DLQ (SQS's default, stated: cfn-guard
+      // CT.SQS.PR.1 wants a DLQ to declare it). BY_QUEUE would list the source queue's ARN here
+      // while the source queue's RedrivePolicy names this one: a CloudFormation cycle.
+      redriveAllowPolicy: { redrivePermission: sqs.RedrivePermission.ALLOW_ALL },
     });
     this.queue = new sqs.Queue(this, "Queue", {
       encryption: sqs.QueueEncryption.SQS_MANAGED,

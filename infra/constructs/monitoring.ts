@@ -28,7 +28,10 @@ export interface MonitoringProps {
   readonly rowsDeletedMetric?: string;
   /** Alarm when the oldest event waits longer than this. @default Duration.minutes(10) */
   readonly maxEventAge?: Duration;
-  /** Create an SNS topic for the alarms. @default false (true when alarmEmail is set) */
+  /**
+   * Create an SNS topic as every alarm's action. An alarm without an action alerts nobody (and
+   * fails cfn-guard CT.CLOUDWATCH.PR.1); a topic has no standing cost. @default true
+   */
   readonly alarmTopic?: boolean;
   /** Subscribe this address to the alarm topic. @default - no subscription */
   readonly alarmEmail?: string;
@@ -143,7 +146,7 @@ export class Monitoring extends Construct {
     );
     alarm("EventsRejected", rejected, 1, "Invalid events were sent to the DLQ (a cfg or contract mismatch).");
 
-    if (props.alarmTopic || props.alarmEmail) {
+    if ((props.alarmTopic ?? true) || props.alarmEmail) {
       const topic = new sns.Topic(this, "AlarmTopic", {
         displayName: "kamailio-watcher-cleanup alarms",
         enforceSSL: true,

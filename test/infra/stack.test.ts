@@ -229,7 +229,19 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
       });
     }
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    // An alarm without an action alerts nobody: by default every alarm publishes to the topic.
+    template.resourceCountIs("AWS::SNS::Topic", 1);
+    for (const alarm of Object.values(template.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toHaveLength(1);
+    }
+  });
+
+  it("alarmTopic: false leaves the alarms without an action (an operator wiring their own)", () => {
+    const { template } = buildStack({ monitoring: { alarmTopic: false } });
     template.resourceCountIs("AWS::SNS::Topic", 0);
+    for (const alarm of Object.values(template.findResources("AWS::CloudWatch::Alarm"))) {
+      expect(alarm.Properties.AlarmActions).toBeUndefined();
+    }
   });
 
   it("graphs every refresh outcome the worker counts on the dashboard's effect widget", () => {

@@ -2,8 +2,12 @@
  * Builds the stack in-process for template tests, with bundling skipped and a fixture entry for
  * every handler, so these tests neither run esbuild nor depend on the handler files.
  */
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { App } from "aws-cdk-lib";
+import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
+import { App, Validations } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "../../infra/stack.ts";
@@ -55,3 +59,43 @@ export function allPolicyStatements(template: Template): Statement[] {
 
 export const actionsOf = (statement: Statement): string[] =>
   Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+export interface PolicyViolation {
+  rule: string;
+  paths: string[];
+}
+
+/**
+ * Synthesizes `app` (policy-validation plugins attached) into a temporary directory and returns
+ * the unacknowledged violations of every plugin from CDK's validation report. The report, not
+ * whether synth threw: cdk-validator-cfnguard 0.0.62 reports violations with conclusion
+ * "success" when it cannot map one to a construct, so synth alone would pass them.
+ */
+export function synthPolicyViolations(app: App): PolicyViolation[] {
+  try {
+    app.synth();
+  } catch (err) {
+    if (!/ValidationFailed|Validation failed/.test(String(err))) throw err;
+  }
+  const reportPath = join(app.outdir, "validation-report.json");
+  if (!existsSync(reportPath)) return [];
+  const report = JSON.parse(readFileSync(reportPath, "utf8")) as {
+    pluginReports: { violations: { ruleName: string; violatingConstructs: { constructPath: string }[] }[] }[];
+  };
+  return report.pluginReports.flatMap((plugin) =>
+    plugin.violations.map((v) => ({
+      rule: v.ruleName,
+      paths: v.violatingConstructs.map((c) => c.constructPath),
+    })),
+  );
+}
+
+/** An App with only the cfn-guard Control Tower validation, writing into a fresh temp dir. */
+export function guardedApp(): App {
+  const app = new App({
+    context: { "aws:cdk:bundling-stacks": [] },
+    outdir: mkdtempSync(join(tmpdir(), "kwc-guard-")),
+  });
+  Validations.of(app).addPlugins(new CfnGuardValidator({ controlTowerRulesEnabled: true }));
+  return app;
+}
