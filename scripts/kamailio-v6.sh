@@ -7,8 +7,9 @@
 #   scripts/kamailio-v6.sh build    (re)build from the Debian mirror, then pack the tarball
 #   scripts/kamailio-v6.sh check    print the Kamailio version inside the chroot
 #   scripts/kamailio-v6.sh path     print the chroot's path
-# Env: KWC_DEBIAN_MIRROR (default http://deb.debian.org/debian, the archive the host's apt uses;
-#      the security suite is taken from the same host's /debian-security),
+# Env: KWC_DEBIAN_MIRROR / KWC_DEBIAN_SECURITY_MIRROR (default: the archive and security archive
+#      the host's apt sources list, one-line or deb822 form; trixie and trixie-security come from
+#      those same archives even when the host lists only bookworm),
 #      KWC_V6_TARBALL (default <dir>/chroot.tar.zst: a slim zstd copy of the chroot, restored
 #      without network when the chroot is missing, e.g. from a CI cache).
 # Pins kamailio 6.0.1-1+deb13u2 (trixie-security); 6.0.1-1+deb13u1 (trixie) if that suite is not
@@ -20,8 +21,8 @@ V6_DIR="$KWC_STATE_DIR/kamailio-6.0.1"
 V6_ROOT="$V6_DIR/root"
 V6_STAMP="$V6_ROOT/.kwc-kamailio-v6"
 V6_TARBALL="${KWC_V6_TARBALL:-$V6_DIR/chroot.tar.zst}"
-MIRROR="${KWC_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-SECURITY_MIRROR="${MIRROR%/debian}/debian-security"
+MIRROR="$(debian_mirror)"                    # the host's own archive (scripts/env.sh)
+SECURITY_MIRROR="$(debian_security_mirror)"
 PIN_SECURITY="6.0.1-1+deb13u2"
 PIN_MAIN="6.0.1-1+deb13u1"
 # what kamailio/kamailio.cfg loads (jansson and uuid are in extra-modules, http_client in utils)
