@@ -6,7 +6,7 @@
  * The handlers are the ones the Lambdas run, wired by the same composition root
  * (lambdas/handlers/compose.ts) from an env object as CDK sets it (KWC_FLEET_CONFIG,
  * AWS_ENDPOINT_URL_*, dummy credentials), parsed by the same schemas (lambdas/handlers/env.ts).
- * Nothing here writes process.env, so a process may host several stacks. The handlers' telemetry
+ * Nothing here writes process.env: the handlers' clients point at this stack's endpoints only. Their telemetry
  * is teed: Powertools writes its JSON logs and EMF lines as in Lambda, and a copy counts metrics
  * into `counters.metrics`.
  */
