@@ -2,8 +2,8 @@
  * Build step (scripts/test.sh): fails when a function in lambdas/ is longer than MAX_LINES lines,
  * counted from the line it starts on to the line it ends on, comments and blank lines included
  * (what a reader scrolls through). Biome parses: its noExcessiveLinesPerFunction rule, run with
- * `maxLines: 1`, reports every function with its location; this script measures and names them.
- * (TypeScript 7's native tsc has no JS API to walk the AST with.)
+ * `maxLines: 1`, reports every function of more than one code line with its location; this
+ * script measures and names them. (TypeScript 7's native tsc has no JS API to walk the AST with.)
  *
  *   npx tsx scripts/function-length.ts           lambdas/, with BASELINE
  *   npx tsx scripts/function-length.ts PATH…     those files or directories, no baseline
