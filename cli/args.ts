@@ -1,41 +1,68 @@
 /**
- * `kwc` command line: parsing into one of a few commands. The cleanup commands build a
- * CleanupRequest (the same zod schema the cleanup Lambda takes), so local and --remote runs agree.
+ * `kwc` command line → Command. The verb is found first; the line is then parsed (node:util
+ * parseArgs, strict) with exactly that verb's options from cli/commands.ts, so a flag the verb
+ * does not use is a usage error naming the flag and the verb, never silently dropped. The help
+ * text is generated from the same table. The cleanup verbs build a CleanupRequest (the zod schema
+ * the cleanup Lambda takes), so local and --remote runs agree.
  */
 import { parseArgs } from "node:util";
-import { type CleanupRequest, CleanupRequestSchema } from "../lambdas/core/cleanup-request.ts";
-import { formatIssues } from "../lambdas/core/parse.ts";
+import {
+  COMMANDS,
+  type Command,
+  type GlobalOptions,
+  OPTIONS,
+  type OptionName,
+  UsageError,
+  type Values,
+  type VerbSpec,
+} from "./commands.ts";
+
+export { type Command, type GlobalOptions, UsageError } from "./commands.ts";
 
 export const EXIT = { ok: 0, error: 1, usage: 2, staleFound: 3 } as const;
+
+const nameOf = (verb: VerbSpec) => verb.words.join(" ");
+const HELP_COLUMN = 48;
+const OPTION_COLUMN = 21;
+
+/** `  left  text`, text at `width`; a left side too long for it gets its own line. */
+function pad(left: string, width: number): string {
+  const cell = `  ${left}`;
+  return cell.length < width - 1 ? `${cell.padEnd(width - 1)} ` : `${cell}\n${" ".repeat(width)}`;
+}
+
+function optionLine(name: OptionName, verbs?: string): string {
+  const spec: { short?: string; value?: string; help: string } = OPTIONS[name];
+  const flag = `${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.value ? ` ${spec.value}` : ""}`;
+  return `${pad(flag, OPTION_COLUMN)}${spec.help}${verbs ? ` [${verbs}]` : ""}`;
+}
+
+function usageLines(verbs: readonly VerbSpec[]): string[] {
+  return verbs.flatMap((v) =>
+    v.usage.map(([synopsis, what]) => `${pad(`kwc ${synopsis}`, HELP_COLUMN)}${what}`),
+  );
+}
+
+/** Each option once, with the verbs that take it when not every verb does. */
+function optionLines(): string[] {
+  return (Object.keys(OPTIONS) as OptionName[]).map((name) => {
+    const takers = COMMANDS.filter((v) => v.options.includes(name));
+    const all = name === "help" || takers.length === COMMANDS.length;
+    return optionLine(name, all ? undefined : takers.map(nameOf).join(", "));
+  });
+}
 
 export const HELP = `kwc: clean up stale Kamailio presence watchers (active_watchers rows of dead WebSocket clients)
 
 Usage:
-  kwc watchers list [--node N] [--presentity URI [--event E]] [--watcher AOR]   every row in scope, with its state
-  kwc clean --presentity URI [--event E]    stale rows of one presentity
-  kwc clean --watcher sip:user@domain       stale rows of one watcher AOR
-  kwc clean --node N                        stale rows of one node
-  kwc clean --dialog CALL-ID --to-tag T --from-tag F    one subscription dialog
-  kwc clean --expired                       expired rows (5.6/5.7 never purge them)
-  kwc reconcile [--node N]                  rows whose peer is not connected, and expired rows (5.6/5.7)
-  kwc nodes check [--node N]                reachability, version, presence mode, boot id, topology
-  kwc db create-node-table <node>           the node's own watchers table (+ its version row)
+${usageLines(COMMANDS).join("\n")}
 
   A row is stale when its WebSocket peer is not connected to its node (core.tcp_list, read after
   the rows) or, where Kamailio does not purge them itself, when it has expired. A connected peer
   always keeps its rows; clean --include-live removes live rows of the scope too.
 
-Options:
-  --dry-run            list what would be deleted, delete nothing, refresh nothing
-  --json               print the report as JSON (default: a table)
-  --limit N            at most N rows deleted per node (default 100000)
-  --include-live       clean: also delete rows whose peer is connected (they get 481 on refresh)
-  --node N             restrict clean / watchers list / nodes check to one node
-  --fleet REF          fleet config: file:/abs/fleet.json or ssm-path:/kwc/fleet (env KWC_FLEET_CONFIG)
-  --remote             invoke the deployed cleanup Lambda instead of running here
-  --function NAME      its function name or ARN (env KWC_CLEANUP_FUNCTION)
-  --no-progress        no progress bar on stderr
-  -h, --help           this text
+Options (a verb refuses the options it does not take; kwc VERB --help lists them):
+${optionLines().join("\n")}
 
   Local runs reach the database through the RDS Data API (AWS_ENDPOINT_URL_RDS_DATA for a local
   one) and each node's JSON-RPC with its token; --remote needs only lambda:InvokeFunction.
@@ -44,190 +71,100 @@ Options:
 Exit codes:
   0  done, nothing left to do (or, without --dry-run, everything stale was deleted)
   1  error: a node failed or was refused (unsafe topology, subs_db_mode != 3, ...), or a fault
-  2  bad usage: unknown command or option, invalid value
+  2  bad usage: unknown command or option, an option the command does not take, invalid value
   3  --dry-run found stale rows (run again without --dry-run to delete them)
 `;
 
-export class UsageError extends Error {
-  override name = "UsageError";
+/** `kwc VERB --help`: the verb's usage lines and exactly the options it takes. */
+export function helpFor(verbName: string | undefined): string {
+  const verb = COMMANDS.find((v) => nameOf(v) === verbName);
+  if (!verb) return HELP;
+  const options = [...verb.options, "help" as const].map((name) => optionLine(name));
+  return `Usage:\n${usageLines([verb]).join("\n")}\n\nOptions:\n${options.join("\n")}\n`;
 }
 
-export interface GlobalOptions {
-  json: boolean;
-  progress: boolean;
-  remote: boolean;
-  functionName?: string;
-  fleet?: string;
+/** The verb named by the leading positional words (the longest match). */
+function findVerb(positionals: readonly string[]): VerbSpec {
+  const matches = COMMANDS.filter((v) => v.words.every((w, i) => positionals[i] === w));
+  const verb = matches.sort((a, b) => b.words.length - a.words.length)[0];
+  if (verb) return verb;
+  const group = COMMANDS.filter((v) => v.words.length > 1 && v.words[0] === positionals[0]);
+  const typed = positionals.slice(0, 2).join(" ");
+  if (group.length > 0) {
+    const tries = group.map((v) => `kwc ${v.usage[0]?.[0] ?? nameOf(v)}`).join(" | ");
+    throw new UsageError(`unknown command "${typed}" (try: ${tries})`);
+  }
+  throw new UsageError(`unknown command "${positionals[0]}"`);
 }
 
-export type Command =
-  | { kind: "help" }
-  | {
-      kind: "cleanup";
-      verb: "clean" | "reconcile" | "watchers-list";
-      request: CleanupRequest;
-      global: GlobalOptions;
+/** Refuses a known option the verb does not take, naming both (parseArgs names unknown ones). */
+function refuseForeignOptions(verb: VerbSpec, tokens: ReturnType<typeof parseArgs>["tokens"]): void {
+  for (const token of tokens ?? []) {
+    if (token.kind !== "option" || token.name === "help") continue;
+    const name = token.name as OptionName;
+    if (name in OPTIONS && !verb.options.includes(name)) {
+      const takes = verb.options.map((o) => `--${o}`).join(", ");
+      throw new UsageError(`${nameOf(verb)} does not take --${name} (it takes: ${takes})`);
     }
-  | { kind: "nodes-check"; node?: string; global: GlobalOptions }
-  | { kind: "create-node-table"; node: string; dryRun: boolean; global: GlobalOptions };
-
-const OPTIONS = {
-  "dry-run": { type: "boolean" },
-  json: { type: "boolean" },
-  limit: { type: "string" },
-  "include-live": { type: "boolean" },
-  node: { type: "string" },
-  presentity: { type: "string" },
-  event: { type: "string" },
-  watcher: { type: "string" },
-  dialog: { type: "string" },
-  "to-tag": { type: "string" },
-  "from-tag": { type: "string" },
-  expired: { type: "boolean" },
-  fleet: { type: "string" },
-  remote: { type: "boolean" },
-  function: { type: "string" },
-  "no-progress": { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-function parseRequest(raw: unknown): CleanupRequest {
-  const result = CleanupRequestSchema.safeParse(raw);
-  if (!result.success) throw new UsageError(formatIssues(result.error));
-  return result.data;
+  }
 }
 
-function parseLimit(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text)) throw new UsageError(`--limit: expected a positive integer, received "${text}"`);
-  return Number(text);
+function strictValues(verb: VerbSpec, argv: readonly string[]): { values: Values; positionals: string[] } {
+  const options = Object.fromEntries([...verb.options, "help"].map((n) => [n, OPTIONS[n as OptionName]]));
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Values, positionals };
+  } catch (err) {
+    throw new UsageError(`${nameOf(verb)}: ${(err as Error).message}`);
+  }
+}
+
+function globalOptions(v: Values, env: Record<string, string | undefined>): GlobalOptions {
+  const global: GlobalOptions = {
+    json: v.json === true,
+    progress: v["no-progress"] !== true,
+    remote: v.remote === true,
+  };
+  const functionName = (v.function as string | undefined) ?? env.KWC_CLEANUP_FUNCTION;
+  if (functionName) global.functionName = functionName;
+  const fleet = (v.fleet as string | undefined) ?? env.KWC_FLEET_CONFIG;
+  if (fleet) global.fleet = fleet;
+  if (global.remote && !global.functionName) {
+    throw new UsageError("--remote needs --function NAME or KWC_CLEANUP_FUNCTION");
+  }
+  return global;
 }
 
 export function parseCommandLine(
   argv: readonly string[],
   env: Record<string, string | undefined> = {},
 ): Command {
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+  // A loose first pass with every known option, only to find the verb's words among the values.
+  const loose = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  if (loose.positionals.length === 0) return { kind: "help" };
+  const verb = findVerb(loose.positionals);
+  if (loose.values.help === true) return { kind: "help", verb: nameOf(verb) };
+  refuseForeignOptions(verb, loose.tokens);
+  const { values, positionals } = strictValues(verb, argv);
+  const operands = positionals.slice(verb.words.length);
+  const expected = verb.operands ?? [];
+  if (operands.length !== expected.length) {
+    throw new UsageError(
+      expected.length === 0
+        ? `unexpected argument "${operands[0]}"`
+        : `${nameOf(verb)} takes exactly ${expected.length} argument (${expected.join(" ")}), received ${operands.length}`,
+    );
   }
-  const { values: v, positionals } = parsed;
-  if (v.help || positionals.length === 0) return { kind: "help" };
-  const global: GlobalOptions = {
-    json: v.json ?? false,
-    progress: !v["no-progress"],
-    remote: v.remote ?? false,
-  };
-  const functionName = v.function ?? env.KWC_CLEANUP_FUNCTION;
-  if (functionName) global.functionName = functionName;
-  const fleet = v.fleet ?? env.KWC_FLEET_CONFIG;
-  if (fleet) global.fleet = fleet;
-  if (global.remote && !global.functionName) {
-    throw new UsageError("--remote needs --function NAME or KWC_CLEANUP_FUNCTION");
-  }
-  const common = {
-    dryRun: v["dry-run"] ?? false,
-    ...(parseLimit(v.limit) !== undefined ? { limit: parseLimit(v.limit) } : {}),
-    ...(v["include-live"] ? { includeLive: true } : {}),
-  };
-  const node = v.node ? { node: v.node } : {};
-  const [verb, sub, ...rest] = positionals;
-  const noMore = (allowed: number) => {
-    if (positionals.length > allowed) throw new UsageError(`unexpected argument "${positionals[allowed]}"`);
-  };
-  const localOnly = (what: string) => {
-    if (global.remote) throw new UsageError(`${what} runs locally only (drop --remote)`);
-  };
-
-  switch (verb) {
-    case "watchers": {
-      if (sub !== "list")
-        throw new UsageError(`unknown command "watchers ${sub ?? ""}" (try: kwc watchers list)`);
-      noMore(2);
-      const base = { ...node, ...common, dryRun: true, list: "all" as const };
-      if (v.presentity) {
-        const event = v.event ? { event: v.event } : {};
-        return {
-          kind: "cleanup",
-          verb: "watchers-list",
-          request: parseRequest({ scope: "presentity", presentity: v.presentity, ...event, ...base }),
-          global,
-        };
-      }
-      if (v.watcher) {
-        return {
-          kind: "cleanup",
-          verb: "watchers-list",
-          request: parseRequest({ scope: "watcher", watcher: v.watcher, ...base }),
-          global,
-        };
-      }
-      return {
-        kind: "cleanup",
-        verb: "watchers-list",
-        request: parseRequest({ scope: "reconcile", ...base }),
-        global,
-      };
-    }
-    case "clean": {
-      noMore(1);
-      const scopes = [
-        v.presentity !== undefined,
-        v.watcher !== undefined,
-        v.dialog !== undefined,
-        v.expired === true,
-      ].filter(Boolean).length;
-      if (scopes > 1) throw new UsageError("clean: give one of --presentity, --watcher, --dialog, --expired");
-      let raw: Record<string, unknown>;
-      if (v.presentity !== undefined) {
-        raw = { scope: "presentity", presentity: v.presentity, ...(v.event ? { event: v.event } : {}) };
-      } else if (v.watcher !== undefined) {
-        raw = { scope: "watcher", watcher: v.watcher };
-      } else if (v.dialog !== undefined) {
-        if (v["to-tag"] === undefined || v["from-tag"] === undefined) {
-          throw new UsageError("clean --dialog needs --to-tag and --from-tag (the dialog key is all three)");
-        }
-        raw = { scope: "dialog", dialog: { callId: v.dialog, toTag: v["to-tag"], fromTag: v["from-tag"] } };
-      } else if (v.expired) {
-        raw = { scope: "expired" };
-      } else if (v.node !== undefined) {
-        raw = { scope: "node" };
-      } else {
-        throw new UsageError("clean: give a scope: --presentity, --watcher, --node, --dialog or --expired");
-      }
-      return {
-        kind: "cleanup",
-        verb: "clean",
-        request: parseRequest({ ...raw, ...node, ...common }),
-        global,
-      };
-    }
-    case "reconcile":
-      noMore(1);
-      return {
-        kind: "cleanup",
-        verb: "reconcile",
-        request: parseRequest({ scope: "reconcile", ...node, ...common }),
-        global,
-      };
-    case "nodes":
-      if (sub !== "check")
-        throw new UsageError(`unknown command "nodes ${sub ?? ""}" (try: kwc nodes check)`);
-      noMore(2);
-      localOnly("nodes check");
-      return { kind: "nodes-check", ...node, global };
-    case "db": {
-      if (sub !== "create-node-table") {
-        throw new UsageError(`unknown command "db ${sub ?? ""}" (try: kwc db create-node-table <node>)`);
-      }
-      localOnly("db create-node-table");
-      const target = rest[0];
-      if (!target || rest.length > 1) throw new UsageError("db create-node-table takes exactly one node id");
-      return { kind: "create-node-table", node: target, dryRun: v["dry-run"] ?? false, global };
-    }
-    default:
-      throw new UsageError(`unknown command "${verb}"`);
-  }
+  return verb.build({ values, operands, global: globalOptions(values, env) });
 }

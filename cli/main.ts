@@ -6,14 +6,19 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { type ReconcileRuntime, runRequest, runtimeFromEnv } from "../lambdas/adapters/reconcile-runtime.ts";
-import { createNodeTableStatements, DataApiReconcileStore } from "../lambdas/adapters/reconcile-store.ts";
+import { createNodeTableStatements } from "../lambdas/adapters/reconcile-store.ts";
 import type { CleanupReport, CleanupRequest } from "../lambdas/core/cleanup-request.ts";
 import { checkNodes } from "../lambdas/core/reconcile-check.ts";
-import { kamailioProbe } from "../lambdas/core/reconcile-probe.ts";
 import { RequestError } from "../lambdas/core/reconcile-sweep.ts";
-import type { CleanupResponse } from "../lambdas/handlers/cleanup.ts";
-import { type Command, EXIT, type GlobalOptions, HELP, parseCommandLine, UsageError } from "./args.ts";
+import { awsClientConfig, fleetRuntime } from "../lambdas/handlers/compose.ts";
+import { EnvError, KwcEnvSchema, parseEnv } from "../lambdas/handlers/env.ts";
+import {
+  type CleanupResponse,
+  type FleetRuntime,
+  runRequest,
+  sweepPorts,
+} from "../lambdas/handlers/functions.ts";
+import { type Command, EXIT, type GlobalOptions, helpFor, parseCommandLine, UsageError } from "./args.ts";
 import { exitCodeOf, progressBar, renderReport, table } from "./output.ts";
 
 export interface Io {
@@ -23,8 +28,14 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
-async function invokeRemote(global: GlobalOptions, request: CleanupRequest): Promise<CleanupReport> {
-  const client = new LambdaClient({});
+/** The fleet's clients, wired by the Lambdas' composition root from this process's environment. */
+function runtimeOf(io: Io, global: GlobalOptions): FleetRuntime {
+  return fleetRuntime(parseEnv("kwc", KwcEnvSchema, io.env), global.fleet);
+}
+
+async function invokeRemote(io: Io, global: GlobalOptions, request: CleanupRequest): Promise<CleanupReport> {
+  const env = parseEnv("kwc", KwcEnvSchema, io.env);
+  const client = new LambdaClient(awsClientConfig(env, env.AWS_ENDPOINT_URL_LAMBDA));
   const out = await client.send(
     new InvokeCommand({
       FunctionName: global.functionName,
@@ -52,9 +63,9 @@ async function invokeRemote(global: GlobalOptions, request: CleanupRequest): Pro
 async function runCleanupCommand(command: Extract<Command, { kind: "cleanup" }>, io: Io): Promise<number> {
   let report: CleanupReport;
   if (command.global.remote) {
-    report = await invokeRemote(command.global, command.request);
+    report = await invokeRemote(io, command.global, command.request);
   } else {
-    const runtime = runtimeFromEnv(io.env, command.global.fleet);
+    const runtime = runtimeOf(io, command.global);
     const bar = command.global.progress && io.stderr?.isTTY ? progressBar(io.stderr) : undefined;
     try {
       const { store: _stats, ...local } = await runRequest(runtime, command.request, {
@@ -69,14 +80,13 @@ async function runCleanupCommand(command: Extract<Command, { kind: "cleanup" }>,
   return exitCodeOf(report, command.verb === "watchers-list");
 }
 
-async function fleetDeps(runtime: ReconcileRuntime) {
+async function fleetDeps(runtime: FleetRuntime) {
   const fleet = await runtime.loadFleet();
-  const store = new DataApiReconcileStore(runtime.rdsData, fleet.database);
-  return { fleet, store, probe: kamailioProbe(runtime.kamailio, fleet.nodes), engine: fleet.database.engine };
+  return { ...sweepPorts(runtime, fleet), fleet };
 }
 
 async function runNodesCheck(command: Extract<Command, { kind: "nodes-check" }>, io: Io): Promise<number> {
-  const { fleet, store, probe, engine } = await fleetDeps(runtimeFromEnv(io.env, command.global.fleet));
+  const { fleet, store, probe, engine } = await fleetDeps(runtimeOf(io, command.global));
   if (command.node && !fleet.nodes.some((n) => n.id === command.node)) {
     throw new UsageError(
       `unknown node "${command.node}"; the fleet config has: ${fleet.nodes.map((n) => n.id).join(", ")}`,
@@ -114,7 +124,7 @@ async function runCreateNodeTable(
   command: Extract<Command, { kind: "create-node-table" }>,
   io: Io,
 ): Promise<number> {
-  const { fleet, store } = await fleetDeps(runtimeFromEnv(io.env, command.global.fleet));
+  const { fleet, store } = await fleetDeps(runtimeOf(io, command.global));
   const node = fleet.nodes.find((n) => n.id === command.node);
   if (!node) {
     throw new UsageError(
@@ -143,6 +153,19 @@ async function runCreateNodeTable(
   return EXIT.ok;
 }
 
+/** One runner per Command kind (cli/commands.ts): tsc refuses a kind without one. */
+const RUNNERS: {
+  [K in Command["kind"]]: (command: Extract<Command, { kind: K }>, io: Io) => Promise<number>;
+} = {
+  help: async (command, io) => {
+    io.out(helpFor(command.verb));
+    return EXIT.ok;
+  },
+  cleanup: runCleanupCommand,
+  "nodes-check": runNodesCheck,
+  "create-node-table": runCreateNodeTable,
+};
+
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   let command: Command;
   try {
@@ -152,19 +175,9 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     return EXIT.usage;
   }
   try {
-    switch (command.kind) {
-      case "help":
-        io.out(HELP);
-        return EXIT.ok;
-      case "cleanup":
-        return await runCleanupCommand(command, io);
-      case "nodes-check":
-        return await runNodesCheck(command, io);
-      case "create-node-table":
-        return await runCreateNodeTable(command, io);
-    }
+    return await (RUNNERS[command.kind] as (c: Command, io: Io) => Promise<number>)(command, io);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof RequestError) {
+    if (error instanceof UsageError || error instanceof RequestError || error instanceof EnvError) {
       io.err(`kwc: ${error.message}`);
       return EXIT.usage;
     }

@@ -4,7 +4,7 @@
  *
  * fauxqs queue URLs use `sqs.<region>.localhost`, which does not resolve here: our clients get an
  * explicit endpoint and `useQueueUrlAsEndpoint: false`, and so does the worker's DLQ client when
- * `AWS_ENDPOINT_URL_SQS` is set (lambdas/handlers/worker.ts), so no DNS trick is needed.
+ * `AWS_ENDPOINT_URL_SQS` is set (lambdas/handlers/compose.ts), so no DNS trick is needed.
  */
 import {
   CreateQueueCommand,

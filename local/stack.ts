@@ -3,15 +3,26 @@
  * the worker handler → Data API server → PostgreSQL/MariaDB, and → Kamailio JSON-RPC; plus the
  * reconciler on a timer and the cleanup function behind a Lambda Invoke endpoint.
  *
- * The handlers are the same modules the Lambdas run. They build their clients once at module
- * load from the environment, so the environment (KWC_FLEET_CONFIG, AWS_ENDPOINT_URL_*, dummy
- * credentials) is set BEFORE they are imported, and one process hosts one stack.
+ * The handlers are the ones the Lambdas run, wired by the same composition root
+ * (lambdas/handlers/compose.ts) from an env object as CDK sets it (KWC_FLEET_CONFIG,
+ * AWS_ENDPOINT_URL_*, dummy credentials), parsed by the same schemas (lambdas/handlers/env.ts).
+ * Nothing here writes process.env: the handlers' clients point at this stack's endpoints only. Their telemetry
+ * is teed: Powertools writes its JSON logs and EMF lines as in Lambda, and a copy counts metrics
+ * into `counters.metrics`.
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Context, SQSEvent } from "aws-lambda";
+import type { SQSEvent } from "aws-lambda";
 import { parseMessage } from "../lambdas/core/parse.ts";
+import type { Telemetry } from "../lambdas/core/ports.ts";
+import {
+  cleanupHandlerFromEnv,
+  reconcilerHandlerFromEnv,
+  workerHandlerFromEnv,
+} from "../lambdas/handlers/compose.ts";
+import { CleanupEnvSchema, parseEnv, ReconcilerEnvSchema, WorkerEnvSchema } from "../lambdas/handlers/env.ts";
+import { type FaultInjector, startDataApiServer } from "./dataapi/server.ts";
 import { connectLocalDb, DB_PASSWORD, DB_USER, dbPort, type Engine, kamailioDbUrl } from "./db.ts";
 import { type IngestServer, startIngestServer } from "./ingest.ts";
 import { type InvokeServer, lambdaContext, startInvokeServer } from "./invoke.ts";
@@ -105,68 +116,40 @@ export interface LocalStack {
   setReconcileEvery(ms: number): void;
   /** Total rows in the nodes' watchers tables. */
   watcherRows(): Promise<Record<string, number>>;
-  /** Data API fault injection, when the server offers it. */
-  dataApiFaults: unknown;
+  /** Data API fault injection. */
+  dataApiFaults: FaultInjector;
   stop(): Promise<void>;
 }
 
-type AnyHandler = (event: unknown, context: Context) => Promise<unknown>;
-
-interface DataApiServerLike {
-  endpoint: string;
-  faults?: unknown;
-  close(): Promise<void>;
-}
-
-/** Sums EMF metric lines (`{"_aws":{"CloudWatchMetrics":[...]}, "<name>": value}`) on stdout. */
-function tapMetrics(metrics: Record<string, number>): () => void {
-  const original = process.stdout.write;
-  const tap = (chunk: unknown) => {
-    const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : "";
-    if (!text.includes('"_aws"')) return;
-    for (const line of text.split("\n")) {
-      if (!line.includes('"CloudWatchMetrics"')) continue;
-      try {
-        const doc = JSON.parse(line) as {
-          _aws?: { CloudWatchMetrics?: { Metrics?: { Name: string }[] }[] };
-          [k: string]: unknown;
-        };
-        for (const directive of doc._aws?.CloudWatchMetrics ?? [])
-          for (const { Name } of directive.Metrics ?? []) {
-            const value = doc[Name];
-            const values = Array.isArray(value) ? value : [value];
-            for (const v of values) if (typeof v === "number") metrics[Name] = (metrics[Name] ?? 0) + v;
-          }
-      } catch {
-        /* not EMF */
-      }
-    }
-  };
-  process.stdout.write = function write(this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
-    tap(chunk);
-    return (original as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof process.stdout.write;
-  return () => {
-    process.stdout.write = original;
+/** Sums the metrics the handlers count, by name (what their EMF lines would add up to). */
+function metricCounter(metrics: Record<string, number>): Telemetry {
+  return {
+    count: (metric, value = 1) => {
+      metrics[metric] = (metrics[metric] ?? 0) + value;
+    },
+    audit: () => {},
+    info: () => {},
+    warn: () => {},
+    error: () => {},
   };
 }
 
-async function importHandler(path: string): Promise<AnyHandler> {
-  const mod = (await import(path)) as { handler?: AnyHandler };
-  if (typeof mod.handler !== "function") throw new Error(`${path} exports no handler`);
-  return mod.handler;
-}
-
-async function importOptionalHandler(
-  path: string,
-  log: (line: string) => void,
-): Promise<AnyHandler | undefined> {
-  try {
-    return await importHandler(path);
-  } catch (error) {
-    log(`local: ${path} not available (${(error as Error).message.split("\n")[0]})`);
-    return undefined;
-  }
+/** The functions' environment, as CDK sets it (docs/local-mode.md). */
+function functionEnv(urls: { fleetConfigPath: string; sqs: LocalSqs; dataApi: string }) {
+  return {
+    KWC_FLEET_CONFIG: `file:${urls.fleetConfigPath}`,
+    KWC_DLQ_URL: urls.sqs.dlqUrl,
+    // refresh.requested follow-ups (worker, reconciler, on-demand cleanup), delayed as in AWS.
+    KWC_EVENTS_QUEUE_URL: urls.sqs.queueUrl,
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL_SQS: urls.sqs.endpoint,
+    AWS_ENDPOINT_URL_RDS_DATA: urls.dataApi,
+    POWERTOOLS_SERVICE_NAME: process.env.POWERTOOLS_SERVICE_NAME ?? "kwc-local",
+    POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "KamailioWatcherCleanup",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "INFO",
+  };
 }
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
@@ -197,7 +180,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       reconcileRefreshFailures: 0,
       reconcileRefreshDeferred: 0,
     };
-    cleanups.push(tapMetrics(counters.metrics));
 
     // Secrets: fresh per run, handed to Kamailio through its environment and to the service
     // through a file reference (never in the fleet config itself, never logged).
@@ -222,10 +204,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     cleanups.push(() => ingest.close());
 
-    const dataApiModule = (await import("./dataapi/server.ts")) as {
-      startDataApiServer(opts: unknown): Promise<DataApiServerLike>;
-    };
-    const dataApi = await dataApiModule.startDataApiServer({
+    const dataApi = await startDataApiServer({
       targets: [
         {
           resourceArn: RESOURCE_ARN,
@@ -317,33 +296,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
     writeFileSync(fleetConfigPath, `${JSON.stringify(fleet, null, 2)}\n`);
 
-    const invoke = await startInvokeServer({ functions: {}, region: LOCAL_REGION });
-    cleanups.push(() => invoke.close());
-
-    // The functions' environment, as CDK sets it, before their modules are loaded.
-    Object.assign(process.env, {
-      KWC_FLEET_CONFIG: `file:${fleetConfigPath}`,
-      KWC_DLQ_URL: sqs.dlqUrl,
-      // refresh.requested follow-ups (worker, reconciler, on-demand cleanup), delayed as in AWS.
-      KWC_EVENTS_QUEUE_URL: sqs.queueUrl,
-      KWC_CLEANUP_FUNCTION: CLEANUP_FUNCTION_NAME,
-      AWS_REGION: LOCAL_REGION,
-      AWS_DEFAULT_REGION: LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-      AWS_ENDPOINT_URL_RDS_DATA: dataApi.endpoint,
-      AWS_ENDPOINT_URL_LAMBDA: invoke.endpoint,
-      POWERTOOLS_SERVICE_NAME: process.env.POWERTOOLS_SERVICE_NAME ?? "kwc-local",
-      POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "KamailioWatcherCleanup",
-      LOG_LEVEL: process.env.LOG_LEVEL ?? "INFO",
+    const env = functionEnv({ fleetConfigPath, sqs, dataApi: dataApi.endpoint });
+    const tee = metricCounter(counters.metrics);
+    const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), { tee });
+    const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), { tee });
+    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env));
+    const invoke = await startInvokeServer({
+      functions: { [CLEANUP_FUNCTION_NAME]: cleanup },
+      region: LOCAL_REGION,
     });
-
-    const worker = await importHandler("../lambdas/handlers/worker.ts");
-    const reconciler = await importOptionalHandler("../lambdas/handlers/reconciler.ts", log);
-    const cleanup = await importOptionalHandler("../lambdas/handlers/cleanup.ts", log);
-    // The Invoke server had to exist before the handler's module was loaded: register it now.
-    if (cleanup) invoke.functions[CLEANUP_FUNCTION_NAME] = cleanup;
+    cleanups.push(() => invoke.close());
 
     const countIncoming = (event: SQSEvent) => {
       for (const record of event.Records) {
@@ -361,9 +323,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         client: pollerClient,
         queueUrl: sqs.queueUrl,
         queueArn: sqs.queueArn,
-        handler: async (event, context) => {
+        handler: async (event) => {
           countIncoming(event);
-          return worker(event, context);
+          return worker(event);
         },
         batchSize: options.batchSize ?? 10,
         batchingWindowMs: options.batchingWindowMs ?? 0,
@@ -381,7 +343,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     let reconciling: Promise<unknown> | undefined;
     const reconcileNow = async () => {
-      if (!reconciler) throw new Error("the reconciler handler is not available");
       if (reconciling) return reconciling;
       counters.reconcileRuns++;
       reconciling = reconciler(
@@ -424,7 +385,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let reconcileTimer: NodeJS.Timeout | undefined;
     const setReconcileEvery = (ms: number) => {
       clearInterval(reconcileTimer);
-      reconcileTimer = reconciler && ms > 0 ? setInterval(() => void reconcileNow(), ms) : undefined;
+      reconcileTimer = ms > 0 ? setInterval(() => void reconcileNow(), ms) : undefined;
     };
     setReconcileEvery(options.reconcileEveryMs ?? 60_000);
     cleanups.push(async () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: type-check, lint, then every vitest project (unit, infra, integration, e2e).
+# `npm test`: type-check, lint, function length, then every vitest project (unit, infra, integration, e2e).
 # Integration and e2e tests need Kamailio and the project's database instances: run
 # `sudo npm run setup` once on a fresh machine (the global setup starts the databases each run).
 set -euo pipefail
@@ -11,5 +11,7 @@ node -e 'const v = process.versions.node; if (!v.startsWith("24.")) { console.er
 echo "== node $(node -v) ($(command -v node))"
 echo "== type-check"; npx tsc -p tsconfig.json
 echo "== lint"; npx biome check .
+# No function in lambdas/ over 80 lines (scripts/function-length.ts; its BASELINE lists the exceptions).
+echo "== function length"; npx tsx scripts/function-length.ts
 echo "== tests"; npx vitest run "$@"
 echo "== npm test took $(( $(date +%s) - start )) s"

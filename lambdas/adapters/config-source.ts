@@ -7,8 +7,8 @@
  * never logged. Both loaders re-read at most every `ttlMs` (config changes reach warm Lambdas).
  */
 import { readFile } from "node:fs/promises";
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetParametersByPathCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { type FleetConfig, parseFleetConfig } from "../core/fleet.ts";
 
 export const FLEET_CONFIG_TTL_MS = 5 * 60 * 1000;
@@ -133,28 +133,4 @@ export interface FleetSource {
   loadFleet(): Promise<FleetConfig>;
   /** A node token (or any secret reference), cached per reference for SECRET_TTL_MS. */
   secret(ref: string): Promise<string>;
-}
-
-/**
- * The fleet config and secrets as every Lambda (and `kwc`) reads them: SSM and Secrets Manager
- * clients built once; KWC_FLEET_CONFIG (or `fleetSpec`) read when the fleet is first loaded, not
- * at import (local mode may set it after importing a handler).
- */
-export function fleetSourceFromEnv(env: NodeJS.ProcessEnv = process.env, fleetSpec?: string): FleetSource {
-  const deps: ConfigSourceDeps = {
-    ssm: new SSMClient({}),
-    secretsManager: new SecretsManagerClient({}),
-    env,
-  };
-  return {
-    loadFleet: cached(() => {
-      const spec = fleetSpec ?? env.KWC_FLEET_CONFIG;
-      if (!spec)
-        throw new Error(
-          "no fleet config: set KWC_FLEET_CONFIG (file:/abs/fleet.json or ssm-path:/kwc/fleet)",
-        );
-      return loadFleetConfig(spec, deps);
-    }, FLEET_CONFIG_TTL_MS),
-    secret: cachedSecrets(deps),
-  };
 }

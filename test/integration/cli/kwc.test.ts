@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCleanupHandler } from "../../../lambdas/handlers/cleanup.ts";
+import { createCleanupHandler } from "../../../lambdas/handlers/functions.ts";
 import { type InvokeServer, startInvokeServer } from "../../../local/invoke.ts";
 import { type Bed, callIdsIn, killAndWaitGone, startBed, watcher } from "../reconcile/setup.ts";
 
@@ -65,6 +65,14 @@ describe("kwc CLI (MariaDB)", () => {
     const bad = await kwc(["clean", "--watcher", "nobody"], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/watcher AOR/);
+    // A flag the verb does not use is refused, not dropped: these used to clean the whole node
+    // (--event ignored) and reconcile the whole fleet (--presentity ignored).
+    const nodeAndEvent = await kwc(["clean", "--node", "cli-a", "--event", "dialog", "--json"], env);
+    expect(nodeAndEvent.code).toBe(2);
+    expect(nodeAndEvent.stderr).toMatch(/--event needs --presentity/);
+    const reconcileOne = await kwc(["reconcile", "--presentity", presentity], env);
+    expect(reconcileOne.code).toBe(2);
+    expect(reconcileOne.stderr).toMatch(/reconcile does not take --presentity/);
     const unknownNode = await kwc(["reconcile", "--node", "nope"], env);
     expect(unknownNode.code).toBe(2);
     expect(unknownNode.stderr).toMatch(/unknown node "nope"/);
@@ -72,7 +80,7 @@ describe("kwc CLI (MariaDB)", () => {
 
   it("nodes check reports version, mode, boot id and connections per node", async () => {
     const r = await kwc(["nodes", "check", "--json"], env);
-    expect(r.code).toBe(0);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const [node] = json(r).nodes;
     expect(node).toMatchObject({
       node: "cli-a",
@@ -105,7 +113,7 @@ describe("kwc CLI (MariaDB)", () => {
     expect(states).toMatchObject({ [live.sub.callId]: "live", [dead.sub.callId]: "conn-closed" });
 
     const dry = await kwc(["reconcile", "--dry-run", "--json"], env);
-    expect(dry.code).toBe(3);
+    expect(dry.code, `${dry.stdout}\n${dry.stderr}`).toBe(3);
     expect(json(dry).nodes[0].rows.map((r: { key: { callId: string } }) => r.key.callId)).toEqual([
       dead.sub.callId,
     ]);
@@ -117,7 +125,7 @@ describe("kwc CLI (MariaDB)", () => {
     expect(table.stdout).toMatch(/dry run: 1 stale rows would be deleted/);
 
     const wet = await kwc(["reconcile", "--json"], env);
-    expect(wet.code).toBe(0);
+    expect(wet.code, `${wet.stdout}\n${wet.stderr}`).toBe(0);
     expect(json(wet).totals).toMatchObject({ deleted: 1, refreshes: 1, refreshFailures: 0 });
     const after = await callIdsIn(bed, "aw_cli_a");
     expect(after).toContain(live.sub.callId);
@@ -130,7 +138,7 @@ describe("kwc CLI (MariaDB)", () => {
     const keep = await watcher(bed, a, "cli-keep", presentity);
     const target = await watcher(bed, a, "cli-target", presentity);
     const kept = await kwc(["clean", "--presentity", presentity, "--json"], env);
-    expect(kept.code).toBe(0);
+    expect(kept.code, `${kept.stdout}\n${kept.stderr}`).toBe(0);
     expect(json(kept).totals.deleted).toBe(0);
 
     const r = await kwc(
@@ -147,7 +155,7 @@ describe("kwc CLI (MariaDB)", () => {
       ],
       env,
     );
-    expect(r.code).toBe(0);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     const report = json(r);
     expect(report.nodes[0].rows).toEqual([
       expect.objectContaining({
@@ -171,12 +179,12 @@ describe("kwc CLI (MariaDB)", () => {
       KWC_CLEANUP_FUNCTION: "kwc-cleanup",
     });
     const dry = await kwc(["clean", "--node", "cli-a", "--dry-run", "--remote", "--json"], remoteEnv);
-    expect(dry.code).toBe(3);
+    expect(dry.code, `${dry.stdout}\n${dry.stderr}`).toBe(3);
     expect(json(dry).nodes[0].rows.map((r: { key: { callId: string } }) => r.key.callId)).toEqual([
       dead.sub.callId,
     ]);
     const wet = await kwc(["clean", "--node", "cli-a", "--remote", "--json"], remoteEnv);
-    expect(wet.code).toBe(0);
+    expect(wet.code, `${wet.stdout}\n${wet.stderr}`).toBe(0);
     expect(json(wet).totals.deleted).toBe(1);
     expect(invoke.invocations["kwc-cleanup"]).toBe(before + 2);
     expect(await callIdsIn(bed, "aw_cli_a")).not.toContain(dead.sub.callId);
@@ -209,13 +217,13 @@ describe("kwc CLI (MariaDB)", () => {
     const newEnv = bed.cliEnv({ KWC_FLEET_CONFIG: `file:${file}`, KWC_TEST_TOKEN_NEW: "x" });
 
     const dry = await kwc(["db", "create-node-table", "cli-new", "--dry-run"], newEnv);
-    expect(dry.code).toBe(0);
+    expect(dry.code, `${dry.stdout}\n${dry.stderr}`).toBe(0);
     expect(dry.stdout).toMatch(/CREATE TABLE IF NOT EXISTS `aw_cli_new` LIKE active_watchers/);
     expect(await bed.db.query("SHOW TABLES LIKE 'aw_cli_new'")).toHaveLength(0);
 
     for (let i = 0; i < 2; i++) {
       const r = await kwc(["db", "create-node-table", "cli-new", "--json"], newEnv);
-      expect(r.code).toBe(0);
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(json(r)).toMatchObject({ node: "cli-new", table: "aw_cli_new", dryRun: false });
     }
     expect(await bed.db.query("SHOW TABLES LIKE 'aw_cli_new'")).toHaveLength(1);

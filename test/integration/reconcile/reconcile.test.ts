@@ -3,8 +3,8 @@
 // Nothing else deletes rows here (no worker, notifier 0), so every deletion is the reconciler's;
 // each "keeps" assertion has a dead control row in the same run that must go.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRequest } from "../../../lambdas/adapters/reconcile-runtime.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
+import { runRequest } from "../../../lambdas/handlers/functions.ts";
 import type { Engine } from "../../helpers/db.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";

@@ -4,8 +4,8 @@
 import { writeFileSync } from "node:fs";
 import pg from "pg";
 import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import type { ReconcileRuntime } from "../../../lambdas/adapters/reconcile-runtime.ts";
 import { type FleetConfig, parseFleetConfig } from "../../../lambdas/core/fleet.ts";
+import type { FleetRuntime } from "../../../lambdas/handlers/functions.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
 import { createTestDb, DB_HOST, type Engine, PG_PORT, type TestDb } from "../../helpers/db.ts";
@@ -19,7 +19,7 @@ export interface Bed {
   dataApi: DataApiServer;
   nodes: KamailioNode[];
   fleet: FleetConfig;
-  runtime: ReconcileRuntime;
+  runtime: FleetRuntime;
   clients: SipWsClient[];
   /** Env for a `kwc` child process (fleet file, tokens, Data API endpoint). */
   cliEnv(extra?: Record<string, string>): NodeJS.ProcessEnv;

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SqsDeadLetterSink } from "../../../lambdas/adapters/sqs-dlq.ts";
 import type { ConnectionClosed, KamailioEvent, PresenceChanged } from "../../../lambdas/core/contract.ts";
 import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
-import { createWorkerHandler } from "../../../lambdas/handlers/worker.ts";
+import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";

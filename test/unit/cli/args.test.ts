@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { EXIT, HELP, parseCommandLine, UsageError } from "../../../cli/args.ts";
+import { EXIT, HELP, helpFor, parseCommandLine, UsageError } from "../../../cli/args.ts";
+import { COMMANDS, OPTIONS, type OptionName } from "../../../cli/commands.ts";
 import { exitCodeOf, renderReport, table } from "../../../cli/output.ts";
 import {
   CleanupRequestSchema,
@@ -10,37 +11,38 @@ import {
 
 const parse = (line: string, env = {}) => parseCommandLine(line.split(" ").filter(Boolean), env);
 
-describe("kwc argument parsing", () => {
-  it("builds the shared request for each cleanup command", () => {
-    expect(parse("reconcile --node n1 --dry-run")).toMatchObject({
-      kind: "cleanup",
-      verb: "reconcile",
-      request: { scope: "reconcile", node: "n1", dryRun: true, limit: 100_000, includeLive: false },
-    });
-    expect(parse("clean --presentity sip:bob@x --event dialog --json")).toMatchObject({
-      request: { scope: "presentity", presentity: "sip:bob@x", event: "dialog" },
-      global: { json: true },
-    });
-    expect(parse("clean --watcher sip:alice@example.com --limit 5 --include-live")).toMatchObject({
-      request: { scope: "watcher", watcher: "sip:alice@example.com", limit: 5, includeLive: true },
-    });
-    expect(parse("clean --node n2")).toMatchObject({ request: { scope: "node", node: "n2" } });
-    expect(parse("clean --expired")).toMatchObject({ request: { scope: "expired" } });
-    expect(parse("clean --dialog a%'b@h --to-tag t! --from-tag f_")).toMatchObject({
-      request: { scope: "dialog", dialog: { callId: "a%'b@h", toTag: "t!", fromTag: "f_" } },
-    });
-    expect(parse("watchers list --node n1")).toMatchObject({
-      verb: "watchers-list",
-      request: { scope: "reconcile", node: "n1", dryRun: true, list: "all" },
-    });
-    expect(parse("nodes check")).toMatchObject({ kind: "nodes-check" });
-    expect(parse("db create-node-table n3 --dry-run")).toMatchObject({
-      kind: "create-node-table",
-      node: "n3",
-      dryRun: true,
-    });
+const refused = (line: string, message: RegExp) => {
+  expect(() => parse(line)).toThrow(UsageError);
+  expect(() => parse(line)).toThrow(message);
+};
+
+describe("kwc argument parsing: each verb takes exactly the options of its table", () => {
+  it("refuses, for every verb, every option of another verb, naming the flag and the verb", () => {
+    const values: Record<string, string> = { string: "x", boolean: "" };
+    for (const verb of COMMANDS) {
+      const words = [...verb.words, ...(verb.operands ?? []).map(() => "n1")].join(" ");
+      for (const [name, spec] of Object.entries(OPTIONS)) {
+        if (name === "help" || verb.options.includes(name as OptionName)) continue;
+        refused(
+          `${words} --${name} ${values[spec.type]}`,
+          new RegExp(`^${verb.words.join(" ")} does not take --${name}\\b`),
+        );
+      }
+    }
+  });
+
+  it("refuses what it does not know at all, and options without their value", () => {
+    refused("reconcile --bogus", /Unknown option '--bogus'/);
+    refused("clean --node", /--node <value>' argument missing/);
+    refused("frobnicate", /unknown command "frobnicate"/);
+    refused("db frob", /unknown command "db frob" \(try: kwc db create-node-table <node>\)/);
+  });
+
+  it("answers --help with the verb's own help", () => {
     expect(parse("")).toEqual({ kind: "help" });
-    expect(parse("reconcile --help")).toEqual({ kind: "help" });
+    expect(parse("--help")).toEqual({ kind: "help" });
+    expect(parse("reconcile --help")).toEqual({ kind: "help", verb: "reconcile" });
+    expect(parse("-h db create-node-table")).toEqual({ kind: "help", verb: "db create-node-table" });
   });
 
   it("takes the fleet and function from env, flags win", () => {
@@ -48,50 +50,135 @@ describe("kwc argument parsing", () => {
     expect(parse("reconcile --remote", env)).toMatchObject({
       global: { remote: true, functionName: "fn-env", fleet: "file:/a.json" },
     });
-    expect(parse("reconcile --remote --function fn2", env)).toMatchObject({
-      global: { functionName: "fn2" },
+    expect(parse("reconcile --remote --function fn2 --fleet file:/b.json", env)).toMatchObject({
+      global: { functionName: "fn2", fleet: "file:/b.json" },
+    });
+    refused("reconcile --remote", /--remote needs --function/);
+  });
+});
+
+describe("kwc clean", () => {
+  it("builds the shared request for each scope", () => {
+    expect(parse("clean --presentity sip:bob@x --event dialog --json")).toMatchObject({
+      kind: "cleanup",
+      verb: "clean",
+      request: { scope: "presentity", presentity: "sip:bob@x", event: "dialog" },
+      global: { json: true },
+    });
+    expect(parse("clean --watcher sip:alice@example.com --limit 5 --include-live")).toMatchObject({
+      request: { scope: "watcher", watcher: "sip:alice@example.com", limit: 5, includeLive: true },
+    });
+    expect(parse("clean --node n2")).toMatchObject({ request: { scope: "node", node: "n2" } });
+    expect(parse("clean --expired --node n2")).toMatchObject({ request: { scope: "expired", node: "n2" } });
+    expect(parse("clean --dialog a%'b@h --to-tag t! --from-tag f_ --dry-run")).toMatchObject({
+      request: { scope: "dialog", dialog: { callId: "a%'b@h", toTag: "t!", fromTag: "f_" }, dryRun: true },
     });
   });
 
   it.each([
-    ["frobnicate", /unknown command "frobnicate"/],
+    // was accepted, --event dropped, and every stale row of the node cleaned
+    ["clean --node n1 --event dialog", /--event needs --presentity/],
+    ["clean --watcher sip:a@x --event presence", /--event needs --presentity/],
+    ["clean --node n1 --to-tag t", /--to-tag needs --dialog/],
+    ["clean --presentity sip:a@x --from-tag f", /--from-tag needs --dialog/],
     ["clean", /give a scope/],
     ["clean --presentity a --expired", /one of/],
     ["clean --dialog abc", /--to-tag and --from-tag/],
     ["clean --watcher bob", /watcher AOR/],
-    ["reconcile --limit ten", /--limit/],
-    ["reconcile --limit 0", /limit/],
-    ["reconcile --bogus", /bogus/],
-    ["reconcile --remote", /--function/],
-    ["nodes check --remote --function f", /locally only/],
-    ["db create-node-table", /exactly one node/],
-    ["reconcile --node bad/id", /node/],
-  ])("rejects `%s` as bad usage", (line, message) => {
-    expect(() => parse(line)).toThrow(UsageError);
-    expect(() => parse(line)).toThrow(message);
+    ["clean --node bad/id", /node/],
+    ["clean --node n1 extra", /unexpected argument "extra"/],
+  ])("refuses `%s`", (line, message) => refused(line, message));
+});
+
+describe("kwc reconcile", () => {
+  it("builds a reconcile request", () => {
+    expect(parse("reconcile --node n1 --dry-run --limit 7")).toMatchObject({
+      kind: "cleanup",
+      verb: "reconcile",
+      request: { scope: "reconcile", node: "n1", dryRun: true, limit: 7, includeLive: false },
+    });
   });
 
-  it("documents every command and the exit codes in --help", () => {
-    for (const text of [
-      "watchers list",
-      "clean --presentity",
-      "--watcher",
-      "--node",
-      "--dialog",
-      "--expired",
-      "reconcile",
-      "nodes check",
-      "db create-node-table",
-      "--dry-run",
-      "--json",
-      "--remote",
-    ]) {
-      expect(HELP).toContain(text);
-    }
+  it.each([
+    // was accepted and the whole fleet reconciled
+    ["reconcile --presentity sip:a@x", /^reconcile does not take --presentity/],
+    ["reconcile --watcher sip:a@x", /^reconcile does not take --watcher/],
+    // --include-live on a whole-fleet sweep would delete live rows: a clean-only flag
+    ["reconcile --include-live", /^reconcile does not take --include-live/],
+    ["reconcile --limit ten", /--limit/],
+    ["reconcile --limit 0", /limit/],
+    ["reconcile --node bad/id", /node/],
+  ])("refuses `%s`", (line, message) => refused(line, message));
+});
+
+describe("kwc watchers list", () => {
+  it("lists every row in scope, as a dry run", () => {
+    expect(parse("watchers list --node n1")).toMatchObject({
+      verb: "watchers-list",
+      request: { scope: "reconcile", node: "n1", dryRun: true, list: "all" },
+    });
+    expect(parse("watchers list --presentity sip:b@x --event dialog")).toMatchObject({
+      request: { scope: "presentity", presentity: "sip:b@x", event: "dialog", dryRun: true, list: "all" },
+    });
+    expect(parse("watchers list --watcher sip:a@x")).toMatchObject({
+      request: { scope: "watcher", watcher: "sip:a@x", list: "all" },
+    });
+  });
+
+  it.each([
+    ["watchers list --dialog c", /^watchers list does not take --dialog/],
+    ["watchers list --dry-run", /^watchers list does not take --dry-run/],
+    ["watchers list --event dialog", /--event needs --presentity/],
+    ["watchers list --presentity sip:a@x --watcher sip:b@x", /one of --presentity, --watcher/],
+  ])("refuses `%s`", (line, message) => refused(line, message));
+});
+
+describe("kwc nodes check and db create-node-table", () => {
+  it("build their commands", () => {
+    expect(parse("nodes check")).toEqual({
+      kind: "nodes-check",
+      global: { json: false, progress: true, remote: false },
+    });
+    expect(parse("nodes check --node n1 --json")).toMatchObject({ kind: "nodes-check", node: "n1" });
+    expect(parse("db create-node-table n3 --dry-run")).toMatchObject({
+      kind: "create-node-table",
+      node: "n3",
+      dryRun: true,
+    });
+  });
+
+  it.each([
+    ["nodes check --limit 5", /^nodes check does not take --limit/],
+    ["nodes check --remote --function f", /^nodes check does not take --remote/],
+    ["nodes frob", /unknown command "nodes frob"/],
+    ["db create-node-table", /takes exactly 1 argument \(<node>\), received 0/],
+    ["db create-node-table a b", /received 2/],
+    ["db create-node-table a --node a", /does not take --node/],
+  ])("refuse `%s`", (line, message) => refused(line, message));
+});
+
+describe("kwc --help, generated from the verb tables", () => {
+  it("documents every verb, every option and the exit codes", () => {
+    for (const verb of COMMANDS) for (const [usage] of verb.usage) expect(HELP).toContain(`kwc ${usage}`);
+    for (const name of Object.keys(OPTIONS)) expect(HELP).toContain(`--${name}`);
+    expect(HELP).toMatch(/kwc reconcile \[--node N\]/);
+    expect(HELP).toMatch(/--include-live +also delete rows whose peer is connected .*\[clean\]/);
     expect(HELP).toMatch(/0 {2}done/);
     expect(HELP).toMatch(/1 {2}error/);
     expect(HELP).toMatch(/2 {2}bad usage/);
     expect(HELP).toMatch(/3 {2}--dry-run found stale rows/);
+  });
+
+  it("lists, per verb, exactly the options it takes", () => {
+    const text = helpFor("reconcile");
+    expect(text).toContain("kwc reconcile [--node N]");
+    for (const name of Object.keys(OPTIONS)) {
+      const listed = new RegExp(`^ +(-h, )?--${name}\\b`, "m").test(text);
+      expect(listed, name).toBe(
+        name === "help" ||
+          COMMANDS.find((v) => v.words[0] === "reconcile")?.options.includes(name as OptionName),
+      );
+    }
   });
 });
 

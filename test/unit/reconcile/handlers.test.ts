@@ -1,11 +1,14 @@
 import { ExecuteStatementCommand, RDSDataClient } from "@aws-sdk/client-rds-data";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import type { ReconcileRuntime } from "../../../lambdas/adapters/reconcile-runtime.ts";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import { parseFleetConfig } from "../../../lambdas/core/fleet.ts";
 import type { KamailioClient } from "../../../lambdas/core/ports.ts";
-import { createCleanupHandler } from "../../../lambdas/handlers/cleanup.ts";
-import { createReconcilerHandler } from "../../../lambdas/handlers/reconciler.ts";
+import {
+  createCleanupHandler,
+  createReconcilerHandler,
+  type FleetRuntime,
+} from "../../../lambdas/handlers/functions.ts";
 
 const node = (id: string, ip: string) => ({
   id,
@@ -41,7 +44,7 @@ const kamailio: KamailioClient = {
   tcpList: async () => [],
   refreshWatchers: async () => {},
 };
-const runtime: ReconcileRuntime = { loadFleet: async () => fleet, rdsData: new RDSDataClient({}), kamailio };
+const runtime: FleetRuntime = { loadFleet: async () => fleet, rdsData: new RDSDataClient({}), kamailio };
 
 beforeEach(() => {
   rds.reset();
@@ -88,13 +91,20 @@ describe("reconciler handler", () => {
   });
 
   it("stops cleanly when the time budget is spent and reports the nodes it did not reach", async () => {
-    const logged: string[] = [];
-    const out = await createReconcilerHandler(runtime, { log: (m) => logged.push(m) })(
+    const { telemetry, logs } = memoryTelemetry();
+    const out = await createReconcilerHandler(runtime, { telemetry })(
       {},
       { getRemainingTimeInMillis: () => 5_000 },
     );
     expect(out.totals).toMatchObject({ nodesDone: 0, nodesNotReached: 2 });
     expect(calls).toEqual([]);
-    expect(logged).toEqual(["reconcile n1: not-reached", "reconcile n2: not-reached"]);
+    expect(logs.map((l) => l.message)).toEqual(["reconcile n1: not-reached", "reconcile n2: not-reached"]);
+    // Powertools drops (with a warning) the keys it reserves: the reason must travel under another.
+    for (const { data } of logs) {
+      for (const reserved of ["level", "message", "sampling_rate", "service", "timestamp"]) {
+        expect(data ?? {}).not.toHaveProperty(reserved);
+      }
+      expect(data).toMatchObject({ reason: expect.stringMatching(/time budget/) });
+    }
   });
 });

@@ -13,7 +13,7 @@ import {
 import { factsFromConfig, type NodeConfig } from "../../../lambdas/core/fleet.ts";
 import { planBatch } from "../../../lambdas/core/plan.ts";
 import { createWorker } from "../../../lambdas/core/worker.ts";
-import { createWorkerHandler } from "../../../lambdas/handlers/worker.ts";
+import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
 import {
   changed,
   closed,
