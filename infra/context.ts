@@ -69,6 +69,7 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
       kind: text(read, "ingest") as "http-api" | "private-rest-api" | undefined,
       throttleRateLimit: num(read, "ingestRateLimit"),
       throttleBurstLimit: num(read, "ingestBurstLimit"),
+      ingestKeysSecretArn: text(read, "ingestKeysSecretArn"),
     },
     queue: { maxReceiveCount: num(read, "maxReceiveCount") },
     worker: { maxConcurrency: num(read, "workerMaxConcurrency"), batchSize: num(read, "workerBatchSize") },

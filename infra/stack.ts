@@ -38,6 +38,8 @@ export interface KamailioWatcherCleanupStackProps extends StackProps {
     readonly throttleRateLimit?: number;
     readonly throttleBurstLimit?: number;
     readonly authorizerCacheTtl?: Duration;
+    /** Import the per-node ingest keys secret (docs/security.md). @default - a new secret mapping no node */
+    readonly ingestKeysSecretArn?: string;
   };
   /** @default { maxReceiveCount: 5, retentionPeriod: 4 days, deadLetterRetentionPeriod: 14 days, maxMessageSizeBytes: 256 KiB } */
   readonly queue?: {
@@ -198,9 +200,10 @@ export class KamailioWatcherCleanupStack extends Stack {
       value: this.ingest.eventsUrl,
       description: "Kamailio POSTs envelopes here",
     });
-    new CfnOutput(this, "IngestKeySecretArn", {
-      value: this.ingest.ingestSecret.secretArn,
-      description: "KWC_INGEST_KEY for the Kamailio nodes (aws secretsmanager get-secret-value)",
+    new CfnOutput(this, "IngestKeysSecretArn", {
+      value: this.ingest.ingestKeysSecret.secretArn,
+      description:
+        'Per-node ingest keys {"<node id>": ["<key>"]}; each node\'s own key is its KWC_INGEST_KEY (docs/security.md)',
     });
     new CfnOutput(this, "EventsQueueUrl", { value: this.events.queue.queueUrl });
     new CfnOutput(this, "DeadLetterQueueArn", { value: this.events.deadLetterQueue.queueArn });

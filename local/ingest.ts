@@ -5,24 +5,30 @@
  * `x-kwc-key` header and a direct SQS-SendMessage integration, so this server mirrors exactly
  * what that can do:
  * - only `POST /events` exists (anything else: 404 `{"message":"Not Found"}`);
- * - no `x-kwc-key` → 401, a wrong one → 403, decided from the headers before the body is read
- *   (the authorizer never sees the body);
+ * - no `x-kwc-key` → 401, a key of no node → 403, decided from the headers before the body is read
+ *   (the authorizer never sees the body); the key is resolved to its node by the authorizer's own
+ *   code (per-node keys, two during a rotation: lambdas/core/ingest-auth.ts);
  * - a body over the queue's maximum message size → 413 (SQS would refuse it);
- * - otherwise the whole body becomes ONE SQS message and the answer is 200; any SQS failure is a
- *   5xx, so the sender (Kamailio) keeps the events and re-queues them.
+ * - otherwise the whole body becomes ONE SQS message, with the authenticated node id as its
+ *   `kwc-node` attribute (as the deployed integration maps it from the authorizer context), and the
+ *   answer is 200; an SQS refusal of the body is a 400, SQS unreachable a 5xx, so the sender
+ *   (Kamailio) keeps the events and re-queues them.
+ * Unlike API Gateway it does not cache the authorizer's answer: a key removed from `keys` stops
+ * working at once here, after up to the authorizer cache TTL there (docs/security.md).
  * It does not validate the body: the worker is the validator.
  */
-import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { createIngestKeyChecker, INGEST_KEY_HEADER, type IngestKeys } from "../lambdas/core/ingest-auth.ts";
+import { INGEST_NODE_ATTRIBUTE } from "../lambdas/core/ingest-identity.ts";
 
 export interface IngestOptions {
   client: SQSClient;
   queueUrl: string;
-  /** The shared secret Kamailio sends in `x-kwc-key`. */
-  key: string;
-  /** The queue's maximum message size: larger bodies get 413. */
+  /** Each node's key(s), as in the deployed keys secret: a node sends its own in `x-kwc-key`. */
+  keys: IngestKeys;
+  /** The queue's maximum message size: bodies that do not fit with the kwc-node attribute get 413. */
   maxBodyBytes: number;
   host?: string;
   /** 0 (the default) picks a free port. */
@@ -52,7 +58,7 @@ export interface IngestServer {
   close(): Promise<void>;
 }
 
-export const INGEST_KEY_HEADER = "x-kwc-key";
+export { INGEST_KEY_HEADER };
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -60,10 +66,9 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** Bytes the kwc-node attribute adds to a message, as SQS counts them (name + data type + value). */
+export function nodeAttributeBytes(node: string): number {
+  return Buffer.byteLength(INGEST_NODE_ATTRIBUTE) + Buffer.byteLength("String") + Buffer.byteLength(node);
 }
 
 /** Reads the body up to `limit` bytes; `undefined` once it is known to be larger. */
@@ -92,6 +97,7 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     unavailable: 0,
   };
   let available = true;
+  const nodeForKey = createIngestKeyChecker({ loadKeys: async () => options.keys, ttlMs: 0 });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "").split("?")[0];
@@ -105,7 +111,8 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
       req.resume();
       return reply(res, 401, { message: "Unauthorized" });
     }
-    if (typeof given !== "string" || !sameSecret(given, options.key)) {
+    const node = typeof given === "string" ? await nodeForKey(given) : undefined;
+    if (node === undefined) {
       stats.forbidden++;
       req.resume();
       return reply(res, 403, { message: "Forbidden" });
@@ -115,20 +122,26 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
       req.resume();
       return reply(res, 503, { message: "Service Unavailable" });
     }
+    // SQS counts the attribute (name, type, value) towards the message size.
+    const limit = options.maxBodyBytes - nodeAttributeBytes(node);
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
-    if (declared > options.maxBodyBytes) {
+    if (declared > limit) {
       stats.tooLarge++;
       req.resume();
       return reply(res, 413, { message: "Request Entity Too Large" });
     }
-    const body = await readBody(req, options.maxBodyBytes);
+    const body = await readBody(req, limit);
     if (body === undefined) {
       stats.tooLarge++;
       return reply(res, 413, { message: "Request Entity Too Large" });
     }
     try {
       const out = await options.client.send(
-        new SendMessageCommand({ QueueUrl: options.queueUrl, MessageBody: body.toString("utf8") }),
+        new SendMessageCommand({
+          QueueUrl: options.queueUrl,
+          MessageBody: body.toString("utf8"),
+          MessageAttributes: { [INGEST_NODE_ATTRIBUTE]: { DataType: "String", StringValue: node } },
+        }),
       );
       stats.accepted++;
       return reply(res, 200, { MessageId: out.MessageId, MD5OfMessageBody: out.MD5OfMessageBody });

@@ -104,7 +104,10 @@ export interface LocalStack {
   dataApiEndpoint: string;
   fleetConfigPath: string;
   rpcToken: string;
+  /** The first node's ingest key (the key of `nodes[0]`). */
   ingestKey: string;
+  /** Each node's own ingest key (per-node identity, docs/security.md). */
+  ingestKeys: Record<string, string>;
   poller(): Poller | undefined;
   counters: StackCounters;
   /** Stops the worker's poller (events stay in SQS) and starts it again. */
@@ -184,7 +187,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // Secrets: fresh per run, handed to Kamailio through its environment and to the service
     // through a file reference (never in the fleet config itself, never logged).
     const rpcToken = options.existing?.rpcToken ?? randomBytes(24).toString("hex");
-    const ingestKey = randomBytes(24).toString("hex");
+    // One key per node, as deployed: the ingest tells the worker which node sent each POST.
+    const ingestKeys: Record<string, string> = {};
+    const keysByNode: Record<string, [string]> = {};
+    const newIngestKey = (nodeId: string) => {
+      const key = randomBytes(24).toString("hex");
+      ingestKeys[nodeId] = key;
+      keysByNode[nodeId] = [key];
+      return key;
+    };
     const tokenFile = join(stateDir, "rpc-token");
     writeFileSync(tokenFile, `${rpcToken}\n`, { mode: 0o600 });
     chmodSync(tokenFile, 0o600);
@@ -199,7 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const ingest = await startIngestServer({
       client: ingestClient,
       queueUrl: sqs.queueUrl,
-      key: ingestKey,
+      keys: keysByNode,
       maxBodyBytes: sqs.maximumMessageSizeBytes,
     });
     cleanups.push(() => ingest.close());
@@ -227,6 +238,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         | { node?: string; watchersTable?: string }
         | undefined;
       if (!status?.node) throw new Error(`no kwc status from ${options.existing.statusUrl} (token?)`);
+      newIngestKey(status.node);
       nodes.push({
         id: status.node,
         rpcUrl: options.existing.rpcUrl,
@@ -248,7 +260,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             dbUrl: kamailioDbUrl(options.engine, options.database),
             watchersTable,
             ingestUrl: ingest.eventsUrl,
-            ingestKey,
+            ingestKey: newIngestKey(id),
             rpcToken,
             stateDir,
             listenIp: options.listenIps?.[i] ?? `127.0.0.${i + 1}`,
@@ -415,7 +427,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       dataApiEndpoint: dataApi.endpoint,
       fleetConfigPath,
       rpcToken,
-      ingestKey,
+      ingestKey: ingestKeys[nodes[0]?.id ?? ""] ?? "",
+      ingestKeys,
       poller: () => poller,
       counters,
       async pauseWorker() {

@@ -1,4 +1,4 @@
-import { Aws, Duration } from "aws-cdk-lib";
+import { Aws, Duration, SecretValue } from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
 import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import * as authorizers from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -10,7 +10,8 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { INGEST_KEY_HEADER } from "../../lambdas/core/ingest-auth.ts";
+import { AUTHORIZER_NODE_CONTEXT, INGEST_KEY_HEADER } from "../../lambdas/core/ingest-auth.ts";
+import { INGEST_NODE_ATTRIBUTE } from "../../lambdas/core/ingest-identity.ts";
 import { acknowledge } from "./acknowledge.ts";
 import { ServiceFunction } from "./service-function.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
@@ -41,8 +42,13 @@ export interface EventIngestProps {
   readonly throttleBurstLimit?: number;
   /** How long API Gateway caches an authorizer decision per key value (max 1 h). @default Duration.minutes(5) */
   readonly authorizerCacheTtl?: Duration;
-  /** @default logs.RetentionDays.ONE_MONTH */
+  /** Retention of the authorizer's and the access log groups (they hold node IPs). @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * An existing secret holding the per-node ingest keys, `{"<node id>": ["<key>", ...]}` (full ARN).
+   * @default - a new secret whose value is `{}`: every POST is refused (403) until keys are assigned
+   */
+  readonly ingestKeysSecretArn?: string;
 }
 
 export function validateEventIngestProps(
@@ -62,6 +68,11 @@ export function validateEventIngestProps(
   );
   const ttl = (props.authorizerCacheTtl ?? Duration.minutes(5)).toSeconds();
   problems.require(isWholeNumberIn(ttl, 0, 3600), `authorizerCacheTtl must be 0-3600 s (got ${ttl})`);
+  const arn = props.ingestKeysSecretArn;
+  problems.require(
+    arn === undefined || /^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(arn),
+    `ingestKeysSecretArn must be a complete secret ARN (got "${arn}")`,
+  );
   return problems.all;
 }
 
@@ -81,17 +92,34 @@ const ACCESS_LOG_FIELDS = {
 };
 
 /**
+ * The authenticated node id as one SQS message attribute, from the authorizer's context. Set by
+ * API Gateway, never by the caller (the body is the message body, nothing else of the request is
+ * mapped), so the worker can trust it (lambdas/core/ingest-identity.ts).
+ */
+const NODE_ATTRIBUTE_MAPPING = JSON.stringify({
+  [INGEST_NODE_ATTRIBUTE]: {
+    DataType: "String",
+    StringValue: `\${context.authorizer.${AUTHORIZER_NODE_CONTEXT}}`,
+  },
+});
+const REST_SEND_MESSAGE =
+  "Action=SendMessage&MessageBody=$util.urlEncode($input.body)" +
+  `&MessageAttribute.1.Name=${INGEST_NODE_ATTRIBUTE}&MessageAttribute.1.Value.DataType=String` +
+  `&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.authorizer.${AUTHORIZER_NODE_CONTEXT})`;
+
+/**
  * How Kamailio reaches SQS: `POST /events` with the `x-kwc-key` header. Kamailio can send a static
- * header but cannot sign SigV4, so a cached Lambda request authorizer compares the header with a
- * Secrets Manager value in constant time; the body goes to SQS unchanged as one message, with no
- * Lambda in the data path. 401 without the header, 403 with a wrong one, 2xx = in the queue.
+ * header but cannot sign SigV4, so a cached Lambda request authorizer maps the header to the node
+ * it belongs to (per-node keys in Secrets Manager, compared in constant time); the body goes to
+ * SQS unchanged as one message, with that node id as the `kwc-node` attribute and no Lambda in the
+ * data path. 401 without the header, 403 with a wrong one, 2xx = in the queue.
  */
 export class EventIngest extends Construct {
   readonly kind: IngestKind;
   /** The full URL Kamailio POSTs to. */
   readonly eventsUrl: string;
-  /** The shared key (`KWC_INGEST_KEY` on the Kamailio nodes). */
-  readonly ingestSecret: secretsmanager.Secret;
+  /** The per-node keys (each node's own key is `KWC_INGEST_KEY` in its environment). */
+  readonly ingestKeysSecret: secretsmanager.ISecret;
   readonly authorizerFunction: lambda.IFunction;
   readonly accessLogs: logs.LogGroup;
   readonly httpApi?: apigwv2.HttpApi;
@@ -105,27 +133,17 @@ export class EventIngest extends Construct {
     problems.throwIfAny(`EventIngest ${this.node.path}`);
     this.kind = props.kind ?? "http-api";
 
-    this.ingestSecret = new secretsmanager.Secret(this, "IngestKey", {
-      description: `kamailio-watcher-cleanup: the ${INGEST_KEY_HEADER} header value (KWC_INGEST_KEY on the Kamailio nodes)`,
-      // Header-safe characters only: Kamailio puts the value into a header line as is.
-      generateSecretString: { passwordLength: 48, excludePunctuation: true },
-    });
-    acknowledge(
-      this.ingestSecret,
-      "AwsSolutions-SMG4",
-      "A static key configured in every Kamailio node's environment; rotating it is a coordinated fleet change (the authorizer re-reads the secret on a mismatch, so a new value is picked up without a deploy).",
-    );
-
+    this.ingestKeysSecret = this.keysSecret(props.ingestKeysSecretArn);
     const authorizer = new ServiceFunction(this, "Authorizer", {
       entry: props.authorizerEntry,
-      description: `kamailio-watcher-cleanup: checks ${INGEST_KEY_HEADER} in constant time`,
+      description: `kamailio-watcher-cleanup: maps ${INGEST_KEY_HEADER} to its node in constant time`,
       timeout: Duration.seconds(10),
       memorySize: 256,
       logRetention: props.logRetention,
-      environment: { KWC_INGEST_SECRET_ARN: this.ingestSecret.secretArn },
+      environment: { KWC_INGEST_KEYS_SECRET_ARN: this.ingestKeysSecret.secretArn },
     });
     this.authorizerFunction = authorizer.function;
-    this.ingestSecret.grantRead(authorizer.function);
+    this.ingestKeysSecret.grantRead(authorizer.function);
 
     this.accessLogs = new logs.LogGroup(this, "AccessLogs", {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -163,7 +181,8 @@ export class EventIngest extends Construct {
           queue: props.queue,
           parameterMapping: new apigwv2.ParameterMapping()
             .custom("QueueUrl", props.queue.queueUrl)
-            .custom("MessageBody", "$request.body"),
+            .custom("MessageBody", "$request.body")
+            .custom("MessageAttributes", NODE_ATTRIBUTE_MAPPING),
         }),
       });
       this.httpApi = api;
@@ -216,7 +235,7 @@ export class EventIngest extends Construct {
       },
     });
     this.restApi = api;
-    const sendMessage = "Action=SendMessage&MessageBody=$util.urlEncode($input.body)";
+    const sendMessage = REST_SEND_MESSAGE;
     const integration = new apigateway.AwsIntegration({
       service: "sqs",
       path: `${Aws.ACCOUNT_ID}/${props.queue.queueName}`,
@@ -275,5 +294,21 @@ export class EventIngest extends Construct {
       "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
       "API Gateway's account-level CloudWatch role uses the AWS managed AmazonAPIGatewayPushToCloudWatchLogs policy, which is what the service expects.",
     );
+  }
+
+  /** The imported keys secret, or a new one that maps no node yet (fail closed until keys are assigned). */
+  private keysSecret(arn: string | undefined): secretsmanager.ISecret {
+    if (arn) return secretsmanager.Secret.fromSecretCompleteArn(this, "IngestKeys", arn);
+    const secret = new secretsmanager.Secret(this, "IngestKeys", {
+      description: `kamailio-watcher-cleanup: per-node ${INGEST_KEY_HEADER} values {"<node id>": ["<key>", ...]} (each node's key is KWC_INGEST_KEY in its environment)`,
+      // Not a secret yet: the operator writes the nodes' keys (docs/security.md).
+      secretStringValue: SecretValue.unsafePlainText("{}"),
+    });
+    acknowledge(
+      secret,
+      "AwsSolutions-SMG4",
+      "Per-node static keys configured in each Kamailio node's environment; a rotation is a per-node change with two valid keys (docs/security.md), which Secrets Manager's rotation Lambdas cannot perform on a Kamailio host.",
+    );
+    return secret;
   }
 }

@@ -153,6 +153,7 @@ export type MetricName =
   | "EventsUnknownNode"
   | "EventsRefused"
   | "EventsIgnored"
+  | "EventsNodeMismatch"
   | "RowsDeleted"
   | "GuardKeeps"
   | "RefreshOk"

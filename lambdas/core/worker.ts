@@ -23,6 +23,7 @@ import {
   type NodeFacts,
 } from "./fleet.ts";
 import { refreshRequested } from "./follow-up.ts";
+import { admitEvent } from "./ingest-identity.ts";
 import { parseMessage } from "./parse.ts";
 import { contactMatchesPeer, type Peer, peerKey } from "./peer.ts";
 import {
@@ -52,6 +53,8 @@ import { contactPeer } from "./reconcile.ts";
 export interface InputRecord {
   messageId: string;
   body: string;
+  /** The `kwc-node` message attribute: the node the ingest authenticated (core/ingest-identity.ts). */
+  ingestNode?: string | undefined;
 }
 
 export interface WorkerDeps {
@@ -179,8 +182,10 @@ export function createWorker(deps: WorkerDeps) {
         if (r.index !== undefined) item.eventIndex = r.index;
         dlq.push(item);
       }
-      for (const e of parsed.events)
+      for (const e of parsed.events) {
+        if (!admitEvent(record, e, log)) continue; // an event for another node than the sender's
         events.push({ messageId: record.messageId, index: e.index, event: e.event });
+      }
     }
     log.count("EventsReceived", events.length);
 

@@ -24,7 +24,7 @@ import { SqsDeadLetterSink } from "../adapters/sqs-dlq.ts";
 import { SqsFollowUpSink } from "../adapters/sqs-follow-up.ts";
 import { powertoolsTelemetry } from "../adapters/telemetry.ts";
 import type { FleetConfig } from "../core/fleet.ts";
-import { createIngestAuthorizer, createIngestKeyChecker } from "../core/ingest-auth.ts";
+import { createIngestAuthorizer, createIngestKeyChecker, parseIngestKeys } from "../core/ingest-auth.ts";
 import type { FollowUpSink, Telemetry, WatcherStore } from "../core/ports.ts";
 import type { WorkerDeps } from "../core/worker.ts";
 import type {
@@ -206,10 +206,12 @@ export function cleanupHandlerFromEnv(env: CleanupEnv, overrides: { runtime?: Fl
 /** The ingest's authorizer: `x-kwc-key` against the Secrets Manager value, cached between calls. */
 export function ingestAuthorizerFromEnv(env: IngestAuthorizerEnv) {
   const secrets = new SecretsManagerClient(awsClientConfig(env, env.AWS_ENDPOINT_URL_SECRETS_MANAGER));
-  const loadKey = async () => {
-    const secret = await secrets.send(new GetSecretValueCommand({ SecretId: env.KWC_INGEST_SECRET_ARN }));
-    if (!secret.SecretString) throw new Error("the ingest key secret has no string value");
-    return secret.SecretString;
+  const loadKeys = async () => {
+    const secret = await secrets.send(
+      new GetSecretValueCommand({ SecretId: env.KWC_INGEST_KEYS_SECRET_ARN }),
+    );
+    if (!secret.SecretString) throw new Error("the ingest keys secret has no string value");
+    return parseIngestKeys(secret.SecretString);
   };
-  return createIngestAuthorizer(createIngestKeyChecker({ loadKey }));
+  return createIngestAuthorizer(createIngestKeyChecker({ loadKeys }));
 }

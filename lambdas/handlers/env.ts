@@ -74,7 +74,7 @@ export const CleanupEnvSchema = z.object(fleetFunction);
 
 export const IngestAuthorizerEnvSchema = z.object({
   ...aws,
-  KWC_INGEST_SECRET_ARN: z.string("is not set"),
+  KWC_INGEST_KEYS_SECRET_ARN: z.string("is not set"),
 });
 
 /** `kwc` on an operator's machine: --fleet and --function may stand in for these. */

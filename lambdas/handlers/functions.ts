@@ -8,6 +8,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { DataApiReconcileStore } from "../adapters/reconcile-store.ts";
 import { type CleanupReport, type CleanupRequest, CleanupRequestSchema } from "../core/cleanup-request.ts";
 import type { FleetConfig } from "../core/fleet.ts";
+import { ingestNodeOf } from "../core/ingest-identity.ts";
 import { formatIssues } from "../core/parse.ts";
 import type { FollowUpSink, KamailioClient, Telemetry } from "../core/ports.ts";
 import { kamailioProbe } from "../core/reconcile-probe.ts";
@@ -64,7 +65,13 @@ export function createWorkerHandler(deps: WorkerDeps & { flush?: () => void }) {
   const processBatch = createWorker(deps);
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
     try {
-      const result = await processBatch(event.Records.map((r) => ({ messageId: r.messageId, body: r.body })));
+      const result = await processBatch(
+        event.Records.map((r) => ({
+          messageId: r.messageId,
+          body: r.body,
+          ingestNode: ingestNodeOf(r.messageAttributes),
+        })),
+      );
       return toBatchResponse(result);
     } finally {
       deps.flush?.();

@@ -22,7 +22,7 @@ const handlerEnv = {
   AWS_REGION: "eu-west-1",
   KWC_FLEET_CONFIG: "ssm-path:/kwc/fleet",
   KWC_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
-  KWC_INGEST_SECRET_ARN: IMPORTED_SECRET_ARN,
+  KWC_INGEST_KEYS_SECRET_ARN: IMPORTED_SECRET_ARN,
 };
 
 function synthFromContext(context: Record<string, unknown>): Template {

@@ -185,6 +185,9 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
       RequestParameters: {
         QueueUrl: stack.resolve(stack.events.queue.queueUrl),
         MessageBody: "$request.body",
+        MessageAttributes: JSON.stringify({
+          "kwc-node": { DataType: "String", StringValue: `\${context.authorizer.node}` },
+        }),
       },
     });
     template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
@@ -193,11 +196,11 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp("requestId") },
     });
     expect(Object.keys(template.findResources("AWS::ApiGatewayV2::Route"))).toHaveLength(1);
-    // The authorizer reads the key from Secrets Manager: only the ARN is in its environment.
+    // The authorizer reads the keys from Secrets Manager: only the ARN is in its environment.
     template.hasResourceProperties("AWS::Lambda::Function", {
       Environment: {
         Variables: Match.objectLike({
-          KWC_INGEST_SECRET_ARN: stack.resolve(stack.ingest.ingestSecret.secretArn),
+          KWC_INGEST_KEYS_SECRET_ARN: stack.resolve(stack.ingest.ingestKeysSecret.secretArn),
         }),
       },
     });

@@ -1,11 +1,15 @@
-// The local ingest: the deployed contract (POST /events, x-kwc-key, 401/403/413, one SQS message
-// per accepted POST), checked against the embedded SQS.
+// The local ingest: the deployed contract (POST /events, per-node x-kwc-key, 401/403/413, one SQS
+// message per accepted POST carrying the sender's node as the kwc-node attribute), checked against
+// the embedded SQS.
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type IngestServer, startIngestServer } from "../../../local/ingest.ts";
+import { type IngestServer, nodeAttributeBytes, startIngestServer } from "../../../local/ingest.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 
-const KEY = "test-ingest-key-0123456789";
+const KEY = "test-ingest-key-of-node-a-0123456789";
+const KEY_B = "test-ingest-key-of-node-b-0123456789";
+const NEXT_B = "next-ingest-key-of-node-b-0123456789";
+const KEYS = { "node-a": [KEY], "node-b": [KEY_B, NEXT_B] };
 let sqs: LocalSqs;
 let client: SQSClient;
 let ingest: IngestServer;
@@ -13,7 +17,7 @@ let ingest: IngestServer;
 beforeAll(async () => {
   sqs = await startLocalSqs({ maximumMessageSizeBytes: 4096 });
   client = sqs.createClient();
-  ingest = await startIngestServer({ client, queueUrl: sqs.queueUrl, key: KEY, maxBodyBytes: 4096 });
+  ingest = await startIngestServer({ client, queueUrl: sqs.queueUrl, keys: KEYS, maxBodyBytes: 4096 });
 });
 
 afterAll(async () => {
@@ -30,13 +34,22 @@ async function post(body: string, headers: Record<string, string> = {}, path = "
   });
 }
 
-async function drain(): Promise<string[]> {
+async function receive() {
   const out = await client.send(
-    new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+    new ReceiveMessageCommand({
+      QueueUrl: sqs.queueUrl,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: 0,
+      MessageAttributeNames: ["All"],
+    }),
   );
   for (const m of out.Messages ?? [])
     await client.send(new DeleteMessageCommand({ QueueUrl: sqs.queueUrl, ReceiptHandle: m.ReceiptHandle }));
-  return (out.Messages ?? []).map((m) => m.Body ?? "");
+  return out.Messages ?? [];
+}
+
+async function drain(): Promise<string[]> {
+  return (await receive()).map((m) => m.Body ?? "");
 }
 
 describe("local ingest", () => {
@@ -53,6 +66,22 @@ describe("local ingest", () => {
     expect((await sqs.depth("queue")).visible + (await sqs.depth("queue")).inFlight).toBe(0);
   });
 
+  it("sets the sender's node as the kwc-node attribute: each node's own key, both keys of a rotating node", async () => {
+    for (const [key, node] of [
+      [KEY, "node-a"],
+      [KEY_B, "node-b"],
+      [NEXT_B, "node-b"],
+    ] as const) {
+      // The body may claim any node: the ingest does not read it; the worker compares.
+      const body = JSON.stringify({ v: 1, events: [{ type: "connection.closed", node: "node-a" }] });
+      expect((await post(body, { "x-kwc-key": key })).status).toBe(200);
+      const [message, ...rest] = await receive();
+      expect(rest).toEqual([]);
+      expect(message?.Body).toBe(body);
+      expect(message?.MessageAttributes?.["kwc-node"]).toEqual({ DataType: "String", StringValue: node });
+    }
+  });
+
   it("answers 401 without the key and 403 with a wrong one, and queues nothing", async () => {
     const missing = await post('{"v":1}');
     expect(missing.status).toBe(401);
@@ -66,13 +95,16 @@ describe("local ingest", () => {
     expect(await drain()).toEqual(['{"v":1}']);
   });
 
-  it("answers 413 for a body over the queue's maximum message size, 200 at exactly the limit", async () => {
-    const over = await post("x".repeat(4097), { "x-kwc-key": KEY });
+  it("answers 413 for a body that does not fit the queue's maximum message size with its attribute, 200 at exactly the limit", async () => {
+    // SQS counts the kwc-node attribute: "kwc-node" + "String" + "node-a" = 20 bytes.
+    const fits = 4096 - nodeAttributeBytes("node-a");
+    expect(fits).toBe(4076);
+    const over = await post("x".repeat(fits + 1), { "x-kwc-key": KEY });
     expect(over.status).toBe(413);
     expect(await sqs.depth("queue")).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
-    const atLimit = await post("y".repeat(4096), { "x-kwc-key": KEY });
+    const atLimit = await post("y".repeat(fits), { "x-kwc-key": KEY });
     expect(atLimit.status).toBe(200);
-    expect((await drain()).map((b) => b.length)).toEqual([4096]);
+    expect((await drain()).map((b) => b.length)).toEqual([fits]);
   });
 
   it("has no other route", async () => {
@@ -88,7 +120,7 @@ describe("local ingest", () => {
     const orphan = await startIngestServer({
       client: downClient,
       queueUrl: down.queueUrl,
-      key: KEY,
+      keys: KEYS,
       maxBodyBytes: 4096,
     });
     try {

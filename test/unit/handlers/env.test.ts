@@ -88,7 +88,7 @@ describe("function environments", () => {
     }
     expect(run).not.toThrow(/s3cret/);
     expect(() => parseEnv("ingest-authorizer", IngestAuthorizerEnvSchema, {})).toThrow(
-      /KWC_INGEST_SECRET_ARN is not set/,
+      /KWC_INGEST_KEYS_SECRET_ARN is not set/,
     );
   });
 
@@ -114,7 +114,7 @@ describe("function environments", () => {
     it("loads each entry with a valid environment (control)", async () => {
       for (const [name, value] of Object.entries({
         ...WORKER,
-        KWC_INGEST_SECRET_ARN: "arn:s",
+        KWC_INGEST_KEYS_SECRET_ARN: "arn:s",
         AWS_REGION: "eu-west-1",
       })) {
         vi.stubEnv(name, value);
