@@ -43,15 +43,19 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
   return {
     env: account || region ? { account, region } : undefined,
     description: "kamailio-watcher-cleanup: removes stale Kamailio presence watchers",
-    database: clusterArn
-      ? {
-          mode: "import",
-          engine: engine ?? "postgres",
-          clusterArn,
-          secretArn: text(read, "databaseSecretArn") ?? "",
-          databaseName: text(read, "databaseName"),
-        }
-      : { mode: "create", engine, databaseName: text(read, "databaseName") },
+    database: {
+      ...(clusterArn
+        ? {
+            mode: "import" as const,
+            engine: engine ?? "postgres",
+            clusterArn,
+            secretArn: text(read, "databaseSecretArn") ?? "",
+            databaseName: text(read, "databaseName"),
+          }
+        : { mode: "create" as const, engine, databaseName: text(read, "databaseName") }),
+      runtimeSecretArn: text(read, "databaseRuntimeSecretArn"),
+      runtimeUsername: text(read, "databaseRuntimeUsername"),
+    },
     network: {
       importVpc: vpcId
         ? {

@@ -8,6 +8,7 @@ import {
   type CreatedDatabaseProps,
   Database,
   type ImportedDatabaseProps,
+  type RuntimeUserProps,
   validateDatabaseProps,
 } from "./constructs/database.ts";
 import { EventIngest, type IngestKind, validateEventIngestProps } from "./constructs/event-ingest.ts";
@@ -28,8 +29,8 @@ export function handlerEntry(name: HandlerName): string {
 }
 
 export interface KamailioWatcherCleanupStackProps extends StackProps {
-  /** The Aurora cluster. @default { mode: "create", engine: "postgres" } */
-  readonly database?: ImportedDatabaseProps | CreatedDatabaseProps;
+  /** The Aurora cluster and the runtime user the functions run SQL as. @default { mode: "create", engine: "postgres" } (and a new runtime secret for kwc_runtime) */
+  readonly database?: (ImportedDatabaseProps | CreatedDatabaseProps) & RuntimeUserProps;
   /** VPC wiring. @default - a new VPC with isolated subnets and interface endpoints */
   readonly network?: NetworkProps;
   /** @default { kind: "http-api", throttleRateLimit: 200, throttleBurstLimit: 400, authorizerCacheTtl: 5 min } */
@@ -94,7 +95,16 @@ export function validateStackProps(props: KamailioWatcherCleanupStackProps): rea
   );
   problems.add(validateCleanupWorkerProps(worker));
   problems.add(validateReconcilerProps({ rate: props.reconcileRate, timeout: props.reconcileTimeout }));
-  problems.add(validateFleetConfigProps(props.fleet ?? {}));
+  const databaseSecrets = [
+    database.mode === "import" ? database.secretArn : "",
+    database.runtimeSecretArn ?? "",
+  ];
+  problems.add(
+    validateFleetConfigProps({
+      ...props.fleet,
+      forbiddenTokenSecretArns: databaseSecrets.filter((arn) => arn !== ""),
+    }),
+  );
   problems.add(validateEventIngestProps(props.ingest ?? {}, true));
   problems.add(validateMonitoringProps(props.monitoring ?? {}));
   if (database.mode === "import" && network.importVpc === undefined) {
@@ -140,6 +150,7 @@ export class KamailioWatcherCleanupStack extends Stack {
     };
     this.database = new Database(this, "Database", {
       ...(props.database ?? { mode: "create" }),
+      logRetention,
       vpc: this.network.vpc,
       vpcSubnets: this.network.functionSubnets,
     });
@@ -148,9 +159,11 @@ export class KamailioWatcherCleanupStack extends Stack {
       database: {
         engine: this.database.engine,
         resourceArn: this.database.clusterArn,
-        secretArn: this.database.secretArn,
+        // The runtime user's secret, never the admin's: the functions run SQL as that user.
+        secretArn: this.database.runtimeSecret.secretArn,
         name: this.database.databaseName,
       },
+      forbiddenTokenSecretArns: [this.database.secretArn, this.database.runtimeSecret.secretArn],
     });
     this.events = new EventQueue(this, "Events", { ...props.queue, consumerTimeout: workerTimeout });
     this.ingest = new EventIngest(this, "Ingest", {

@@ -5,7 +5,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import type { z } from "zod";
-import { DEFAULT_NOTIFY_FAILURE_CODES, NodeConfigSchema } from "../../lambdas/core/fleet.ts";
+import { DEFAULT_NOTIFY_FAILURE_CODES, NodeConfigSchema, secretRefNames } from "../../lambdas/core/fleet.ts";
 import { acknowledge } from "./acknowledge.ts";
 import type { DatabaseEngine } from "./database.ts";
 import { ProblemList } from "./validation.ts";
@@ -34,6 +34,12 @@ export interface FleetConfigProps {
    * @default - one generated secret shared by the fleet
    */
   readonly rpcTokenSecretArns?: string[];
+  /**
+   * Secrets no JSON-RPC token may be (the database's admin and runtime secrets); unresolved
+   * tokens are checked by the worker's fleet schema instead.
+   * @default []
+   */
+  readonly forbiddenTokenSecretArns?: string[];
 }
 
 const PATH = /^(\/[A-Za-z0-9_.-]+)+$/;
@@ -76,6 +82,22 @@ export function validateFleetConfigProps(props: Omit<FleetConfigProps, "database
     problems.require(
       arn.startsWith("arn:") && arn.includes(":secretsmanager:"),
       `"${arn}" is not a secret ARN`,
+    );
+  }
+  const forbidden = (props.forbiddenTokenSecretArns ?? []).filter((arn) => !Token.isUnresolved(arn));
+  const tokenRefs = [
+    ...(props.nodes ?? []).flatMap((node) =>
+      node.tokenSecret ? [{ what: `node "${node.id}" tokenSecret`, ref: node.tokenSecret }] : [],
+    ),
+    ...(props.rpcTokenSecretArns ?? []).map((arn) => ({
+      what: "rpcTokenSecretArns",
+      ref: `secretsmanager:${arn}`,
+    })),
+  ];
+  for (const { what, ref } of tokenRefs) {
+    problems.require(
+      !forbidden.some((arn) => secretRefNames(ref, arn)),
+      `${what} names a database secret; a node's JSON-RPC token needs a secret of its own`,
     );
   }
   return problems.all;

@@ -24,6 +24,20 @@ export const SecretRefSchema = z
     "a secret reference: secretsmanager:<arn|name>, env:<VAR> or file:/abs/path",
   );
 
+/**
+ * Whether a `secretsmanager:` reference names the secret with this ARN: the full ARN, the ARN
+ * without its 6-character suffix, or the secret's name (with or without the suffix).
+ */
+export function secretRefNames(ref: string, secretArn: string): boolean {
+  if (!ref.startsWith("secretsmanager:")) return false;
+  const given = ref.slice("secretsmanager:".length);
+  const name = secretArn.match(/:secret:(.+)$/)?.[1];
+  const bare = (value: string) => value.replace(/-[A-Za-z0-9]{6}$/, "");
+  const candidates = new Set([secretArn, bare(secretArn)]);
+  if (name) candidates.add(name).add(bare(name));
+  return candidates.has(given) || candidates.has(bare(given));
+}
+
 /** True for loopback, RFC 1918, link-local, CGNAT, IPv6 ULA/loopback/link-local hosts and `localhost`. */
 export function isPrivateOrLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
@@ -106,6 +120,13 @@ export const FleetConfigSchema = z
     const seenIds = new Set<string>();
     const seenTables = new Map<string, string>();
     fleet.nodes.forEach((node, i) => {
+      // The JSON-RPC token travels to the node in every request: it must never be the database's login.
+      if (secretRefNames(node.tokenSecret, fleet.database.secretArn))
+        ctx.addIssue({
+          code: "custom",
+          path: ["nodes", i, "tokenSecret"],
+          message: "names the database secret; a node's JSON-RPC token needs a secret of its own",
+        });
       if (seenIds.has(node.id))
         ctx.addIssue({ code: "custom", path: ["nodes", i, "id"], message: `duplicate node id ${node.id}` });
       seenIds.add(node.id);

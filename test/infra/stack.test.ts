@@ -8,6 +8,7 @@ import {
   allPolicyStatements,
   buildStack,
   IMPORTED_CLUSTER_ARN,
+  IMPORTED_RUNTIME_SECRET_ARN,
   IMPORTED_SECRET_ARN,
   IMPORTED_VPC,
 } from "./synth.ts";
@@ -330,10 +331,12 @@ describe("variants", () => {
         engine: "postgres",
         clusterArn: IMPORTED_CLUSTER_ARN,
         secretArn: IMPORTED_SECRET_ARN,
+        runtimeSecretArn: IMPORTED_RUNTIME_SECRET_ARN,
       },
       network: { importVpc: { ...IMPORTED_VPC, natAvailable: true } },
     });
     template.resourceCountIs("AWS::RDS::DBCluster", 0);
+    template.resourceCountIs("AWS::SecretsManager::Secret", 2); // the ingest keys and the RPC token only
     template.resourceCountIs("AWS::EC2::VPC", 0);
     template.resourceCountIs("AWS::EC2::VPCEndpoint", 0);
     const statements = allPolicyStatements(template);
@@ -343,13 +346,17 @@ describe("variants", () => {
     expect(dataApi.length).toBe(3);
     for (const statement of dataApi)
       expect(JSON.stringify(stack.resolve(statement.Resource))).toContain("cluster:kamailio-fleet");
-    const secretReads = statements.filter(
-      (statement) =>
-        actionsOf(statement).includes("secretsmanager:GetSecretValue") &&
-        JSON.stringify(statement.Resource).includes("kamailio-dataapi"),
-    );
-    expect(secretReads.length).toBe(3);
-    for (const statement of secretReads) expect(statement.Resource).toBe(IMPORTED_SECRET_ARN);
+    const secretReads = (name: string) =>
+      statements.filter(
+        (statement) =>
+          actionsOf(statement).includes("secretsmanager:GetSecretValue") &&
+          JSON.stringify(statement.Resource).includes(name),
+      );
+    // The functions read the runtime user's secret, never the admin's.
+    expect(secretReads("kamailio-runtime")).toHaveLength(3);
+    for (const statement of secretReads("kamailio-runtime"))
+      expect(statement.Resource).toBe(IMPORTED_RUNTIME_SECRET_ARN);
+    expect(secretReads("kamailio-dataapi")).toHaveLength(0);
     template.hasResourceProperties("AWS::Lambda::Function", {
       VpcConfig: { SubnetIds: IMPORTED_VPC.privateSubnetIds },
     });

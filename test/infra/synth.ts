@@ -17,6 +17,8 @@ const fixture = fileURLToPath(new URL("./fixtures/handler.ts", import.meta.url))
 export const IMPORTED_CLUSTER_ARN = "arn:aws:rds:eu-west-1:123456789012:cluster:kamailio-fleet";
 export const IMPORTED_SECRET_ARN =
   "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kamailio-dataapi-AbC123";
+export const IMPORTED_RUNTIME_SECRET_ARN =
+  "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kamailio-runtime-XyZ789";
 export const IMPORTED_VPC = {
   vpcId: "vpc-0a1b2c3d4e5f60718",
   vpcCidrBlock: "10.20.0.0/16",
