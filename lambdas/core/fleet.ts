@@ -63,6 +63,8 @@ export function isPrivateOrLoopbackHost(hostname: string): boolean {
 /** https anywhere; plain http only towards loopback/private addresses (the token travels in it). */
 export const NodeUrlSchema = z.url().refine(
   (value) => {
+    // Zod runs this refinement even when z.url() already failed: a bad URL is a problem, not a throw.
+    if (!URL.canParse(value)) return false;
     const url = new URL(value);
     if (url.protocol === "https:") return true;
     return url.protocol === "http:" && isPrivateOrLoopbackHost(url.hostname);
