@@ -12,10 +12,22 @@ import { z } from "zod";
 export const ENVELOPE_MAX_EVENTS = 200;
 export const ENVELOPE_MAX_BYTES = 60 * 1024;
 
+/**
+ * SIP text never holds these (RFC 3261 excludes CTL characters), the cfg never writes them, and
+ * they break logs, terminals and XML tools downstream: C0 controls, DEL, U+FFFE/U+FFFF and lone
+ * surrogates (a surrogate pair, i.e. any astral character, is fine). A regex, so the generated
+ * JSON Schema carries it too.
+ */
+const NO_REFUSED_CODE_POINTS = /^(?:[^\u0000-\u001f\u007f\ufffe\uffff\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/;
+const sipText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(NO_REFUSED_CODE_POINTS, "no control characters (C0, DEL), U+FFFE/U+FFFF or lone surrogates");
 /** Column widths of Kamailio's active_watchers (schema v12): longer values cannot be in a row. */
-const callId = z.string().min(1).max(255);
-const tag = z.string().max(128);
-const sipUri = z.string().min(1).max(255);
+const callId = sipText(255).min(1);
+const tag = sipText(128);
+const sipUri = sipText(255).min(1);
 
 export const NodeIdSchema = z
   .string()
@@ -62,7 +74,7 @@ export const NotifyFailedSchema = z.strictObject({
   event: EventPackageSchema,
   /** Final reply code of the NOTIFY (408 when tm timed it out). */
   code: z.number().int().min(300).max(699),
-  contact: z.string().max(255),
+  contact: sipText(255),
   at,
 });
 

@@ -20,13 +20,27 @@ export interface ParsedMessage {
 
 const MAX_SHOWN = 60;
 
+/**
+ * JSON.stringify that cannot throw: a body within the size limit can still nest arrays ~10,000
+ * deep, which overflows the stack of JSON.stringify (and of String()), while JSON.parse copes.
+ */
+function stringifySafely(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+}
+
 function show(value: unknown): string {
   if (value === undefined) return "nothing";
-  let text: string;
-  try {
-    text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-  } catch {
-    text = String(value);
+  let text = stringifySafely(value);
+  if (text === undefined) {
+    try {
+      text = String(value);
+    } catch {
+      text = "(nested too deeply to show)";
+    }
   }
   const kind = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
   const shown = text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}…` : text;
@@ -122,7 +136,8 @@ export function parseMessage(body: string): ParsedMessage {
   envelope.data.events.forEach((raw, index) => {
     const parsed = parseEvent(raw, `events[${index}]`);
     if (parsed.ok) out.events.push({ index, event: parsed.event });
-    else out.rejections.push({ index, reason: parsed.reason, raw: JSON.stringify(raw) });
+    // Too deep to re-serialise: the DLQ gets the whole envelope, so nothing is lost.
+    else out.rejections.push({ index, reason: parsed.reason, raw: stringifySafely(raw) ?? body });
   });
   return out;
 }
