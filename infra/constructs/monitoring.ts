@@ -145,6 +145,12 @@ export class Monitoring extends Construct {
       "presence.refreshWatchers failed on a node: watchers may miss NOTIFYs.",
     );
     alarm("EventsRejected", rejected, 1, "Invalid events were sent to the DLQ (a cfg or contract mismatch).");
+    alarm(
+      "EventsNodeMismatch",
+      emf("EventsNodeMismatch"),
+      1,
+      "A node posted events naming another node with its own ingest key (a compromised or misconfigured node): they were ignored; see the event.node-mismatch records (docs/security.md).",
+    );
 
     if ((props.alarmTopic ?? true) || props.alarmEmail) {
       const topic = new sns.Topic(this, "AlarmTopic", {

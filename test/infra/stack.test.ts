@@ -209,7 +209,7 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
 
   it("alarms on DLQ depth ≥ 1, event age, worker errors and throttles, refresh failures and rejects", () => {
     const { template } = built;
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 7);
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 8);
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       MetricName: "ApproximateNumberOfMessagesVisible",
       Dimensions: [{ Name: "QueueName", Value: stack.resolve(stack.events.deadLetterQueue.queueName) }],
@@ -226,7 +226,7 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
         MetricName: metric,
       });
     }
-    for (const metric of ["RefreshFailed", "EventsRejected"]) {
+    for (const metric of ["RefreshFailed", "EventsRejected", "EventsNodeMismatch"]) {
       template.hasResourceProperties("AWS::CloudWatch::Alarm", {
         Namespace: "KamailioWatcherCleanup",
         MetricName: metric,
