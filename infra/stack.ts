@@ -218,6 +218,11 @@ export class KamailioWatcherCleanupStack extends Stack {
       description:
         'Per-node ingest keys {"<node id>": ["<key>"]}; each node\'s own key is its KWC_INGEST_KEY (docs/security.md)',
     });
+    new CfnOutput(this, "DatabaseRuntimeSecretArn", {
+      value: this.database.runtimeSecret.secretArn,
+      description:
+        "Login of the runtime database user the functions run SQL as; the DBA creates the user (docs/security.md)",
+    });
     new CfnOutput(this, "EventsQueueUrl", { value: this.events.queue.queueUrl });
     new CfnOutput(this, "DeadLetterQueueArn", { value: this.events.deadLetterQueue.queueArn });
     new CfnOutput(this, "DeadLetterQueueUrl", { value: this.events.deadLetterQueue.queueUrl });
