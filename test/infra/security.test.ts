@@ -5,7 +5,6 @@ import { Duration } from "aws-cdk-lib";
 import { Match } from "aws-cdk-lib/assertions";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { InvalidPropsError } from "../../infra/constructs/validation.ts";
 import {
   actionsOf,
   allPolicyStatements,
@@ -14,6 +13,7 @@ import {
   IMPORTED_RUNTIME_SECRET_ARN,
   IMPORTED_SECRET_ARN,
   IMPORTED_VPC,
+  problemsOf,
 } from "./synth.ts";
 
 type Built = ReturnType<typeof buildStack>;
@@ -21,16 +21,6 @@ let built: Built;
 beforeAll(() => {
   built = buildStack();
 });
-
-function problemsOf(build: () => unknown): readonly string[] {
-  try {
-    build();
-  } catch (error) {
-    if (error instanceof InvalidPropsError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected the stack to refuse its props");
-}
 
 const importedDatabase = {
   mode: "import" as const,

@@ -10,6 +10,7 @@ import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, Validations } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { AwsSolutionsChecks } from "cdk-nag";
+import { InvalidPropsError } from "../../infra/constructs/validation.ts";
 import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "../../infra/stack.ts";
 
 const fixture = fileURLToPath(new URL("./fixtures/handler.ts", import.meta.url));
@@ -100,4 +101,15 @@ export function guardedApp(): App {
   });
   Validations.of(app).addPlugins(new CfnGuardValidator({ controlTowerRulesEnabled: true }));
   return app;
+}
+
+/** The problems a builder's props validation reports (it must refuse them). */
+export function problemsOf(build: () => unknown): readonly string[] {
+  try {
+    build();
+  } catch (error) {
+    if (error instanceof InvalidPropsError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected the stack to refuse its props");
 }

@@ -1,17 +1,6 @@
 import { Duration } from "aws-cdk-lib";
 import { describe, expect, it } from "vitest";
-import { InvalidPropsError } from "../../infra/constructs/validation.ts";
-import { buildStack, IMPORTED_CLUSTER_ARN, IMPORTED_SECRET_ARN, IMPORTED_VPC } from "./synth.ts";
-
-function problemsOf(build: () => unknown): readonly string[] {
-  try {
-    build();
-  } catch (error) {
-    if (error instanceof InvalidPropsError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected the stack to refuse its props");
-}
+import { buildStack, IMPORTED_CLUSTER_ARN, IMPORTED_SECRET_ARN, IMPORTED_VPC, problemsOf } from "./synth.ts";
 
 describe("props are validated up front, with every problem in one error", () => {
   it("reports all conflicts of one stack at once", () => {
