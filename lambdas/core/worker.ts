@@ -182,10 +182,8 @@ export function createWorker(deps: WorkerDeps) {
         if (r.index !== undefined) item.eventIndex = r.index;
         dlq.push(item);
       }
-      for (const e of parsed.events) {
-        if (!admitEvent(record, e, log)) continue; // an event for another node than the sender's
+      for (const e of parsed.events.filter((p) => admitEvent(record, p, log)))
         events.push({ messageId: record.messageId, index: e.index, event: e.event });
-      }
     }
     log.count("EventsReceived", events.length);
 
