@@ -1,10 +1,11 @@
 import { defineConfig } from "vitest/config";
 
-// Four projects, all run by `npm test`:
+// Five projects, all run by `npm test`:
 //   unit        pure code and adapters with mocked AWS clients (fast, parallel)
 //   infra       CDK template assertions, cdk-nag, synth
 //   integration real Kamailio 5.6.3, PostgreSQL and MariaDB (the project's own instances)
 //   e2e         the whole local pipeline (`npm start`'s stack)
+//   browser     headless Chromium tabs running JsSIP against the pipeline, one browser file at a time
 // The projects run one after another (groupOrder): real-process projects share 2 cores with
 // Kamailio and the databases, so they also run few files at once.
 // Every worker runs on this process's Node: refuse anything but the Node 24 the Lambdas run on
@@ -55,6 +56,17 @@ export default defineConfig({
           hookTimeout: 180_000,
           maxWorkers: 1,
           sequence: { groupOrder: 3 },
+        },
+      },
+      {
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          globalSetup: ["test/helpers/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 4 },
         },
       },
     ],

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the local mode need, only those missing.
+# Installs the Debian packages the tests and the local mode need, only those missing
+# (--no-install-recommends: Chromium alone would otherwise pull in a desktop's worth).
 # Idempotent: a second run installs nothing. Kamailio is pinned to Debian 12's 5.6.3.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -10,6 +11,7 @@ pkgs=(kamailio kamailio-presence-modules kamailio-websocket-modules kamailio-pos
       kamailio-tls-modules
       postgresql postgresql-client mariadb-server mariadb-client ca-certificates)
 pkgs+=(debootstrap zstd) # the Kamailio 6.0.1 chroot (scripts/kamailio-v6.sh)
+pkgs+=(chromium libnss3-tools) # the browser tests (test/browser/): headless Chromium, certutil for its NSS trust
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,272 @@
+// Real browsers die the ways users make them die: a tab reloads, a tab is closed, the browser
+// crashes, the whole browser goes silent (a laptop lid), one of a user's two tabs goes. Each
+// scenario runs headless Chromium tabs with JsSIP subscribed to `presence` and `dialog` on real
+// Kamailio 5.6.3, and first runs as its own control, without the service (worker paused):
+//   - the dead tab's rows stay (5.6.3 never deletes them in sync mode) and, notified first, they
+//     make the next PUBLISH's NOTIFY loop stop (GH #4118): the survivors keep the old state;
+// then with the service (worker resumed, the queued close event processed):
+//   - the dead rows are gone, the survivors' rows stay, and every survivor holds the current state.
+// The connection.closed events each death produced, and how late, are printed per scenario
+// (docs/browsers.md has the table).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SipWsClient } from "../helpers/sip-ws-client.ts";
+import { waitUntil } from "../helpers/wait.ts";
+import { type BrowserBed, startBrowserBed, startPageServer } from "./bed.ts";
+import { launchChromium, type Tab, type TestBrowser } from "./chromium.ts";
+import type { Watch } from "./page/softphone.ts";
+
+export type Transport = "ws" | "wss";
+
+const pidf = (presentity: string, mark: string) => `<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${presentity}">
+  <tuple id="t1"><status><basic>open</basic></status><note>${mark}</note></tuple>
+</presence>`;
+const dialogInfo = (presentity: string, mark: string) => `<?xml version="1.0" encoding="UTF-8"?>
+<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="0" state="full" entity="${presentity}">
+  <dialog id="${mark}" direction="initiator"><state>confirmed</state></dialog>
+</dialog-info>`;
+
+/** What a scenario sets up: the tab whose subscriptions die, and the tabs that must survive it. */
+interface Cast {
+  victim: Tab;
+  survivors: Tab[];
+  /** Makes the victim's connection die, the way the scenario says. */
+  die(): Promise<void>;
+  /** Tabs that come back after the death (a reload): they must hold the current state too. */
+  comeback?(): Promise<Tab[]>;
+}
+
+export function browserScenarios(transport: Transport): void {
+  describe(`Chromium + JsSIP over ${transport} on Kamailio 5.6.3 through the local pipeline`, () => {
+    let bed: BrowserBed;
+    let pageUrl: string;
+    let closePages: () => Promise<void>;
+    let publisher: SipWsClient;
+    /** Survivors' browser: stays for the whole file. */
+    let steady: TestBrowser;
+    const browsers: TestBrowser[] = [];
+
+    beforeAll(async () => {
+      bed = await startBrowserBed({ tls: transport === "wss" });
+      ({ url: pageUrl, close: closePages } = await startPageServer());
+      publisher = await SipWsClient.connect(bed.plainWsUrl, { user: "publisher" });
+      steady = await browser();
+    });
+
+    afterAll(async () => {
+      for (const b of browsers) await b.close();
+      publisher?.close();
+      await closePages?.();
+      await bed?.close();
+    });
+
+    async function browser(): Promise<TestBrowser> {
+      const b = await launchChromium({ pageUrl, wsUrl: bed.wsUrl, ...(bed.caPem && { caPem: bed.caPem }) });
+      browsers.push(b);
+      return b;
+    }
+
+    const watches = (presentity: string): Watch[] => [
+      { presentity, event: "presence" },
+      { presentity, event: "dialog" },
+    ];
+
+    async function publish(presentity: string, mark: string): Promise<void> {
+      expect(await publisher.publish(presentity, { body: pidf(presentity, mark) })).toBe(200);
+      expect(
+        await publisher.publish(presentity, { event: "dialog", body: dialogInfo(presentity, mark) }),
+      ).toBe(200);
+    }
+
+    async function rows(callIds: string[]): Promise<{ callid: string; contact: string }[]> {
+      return bed.db.query(`SELECT callid, contact FROM active_watchers WHERE callid = ANY($1)`, [callIds]);
+    }
+
+    /** The peer port of a tab's WebSocket, as Kamailio saw it (fix_nated_contact put it in the contact). */
+    async function peerPort(tab: Tab): Promise<number> {
+      const [row] = await rows(tab.callIds.slice(0, 1));
+      const port = Number(/@[^:;>]+:(\d+)/.exec(row?.contact ?? "")?.[1]);
+      if (!port) throw new Error(`no peer port in contact ${row?.contact}`);
+      return port;
+    }
+
+    /** Does every subscription of the tab hold `mark` in the last NOTIFY it got? */
+    async function holds(tab: Tab, mark: string): Promise<boolean> {
+      await tab.ping(); // barrier: every NOTIFY Kamailio sent before is in the state now
+      const { notifies } = await tab.state();
+      return tab.callIds.every((id) =>
+        notifies
+          .filter((n) => n.callId === id)
+          .at(-1)
+          ?.body.includes(mark),
+      );
+    }
+
+    /**
+     * Makes these rows the first Kamailio notifies. Presence prepends the rows of its unordered
+     * SELECT, so the row scanned last goes first. makeNotifiedFirst()'s no-op UPDATE is a HOT
+     * update: the index entry keeps pointing at the old slot, and PostgreSQL picks an index scan
+     * here once the table has a few rows. So compact the table (no free slot left to reuse), then
+     * delete and re-insert the rows: they take the highest TIDs, last in a heap scan and last among
+     * equal keys in the index. scanOrder() checks the result.
+     */
+    async function notifiedFirst(callIds: string[]): Promise<void> {
+      await bed.db.query("VACUUM FULL active_watchers");
+      await bed.db.query(
+        "WITH moved AS (DELETE FROM active_watchers WHERE callid = ANY($1) RETURNING *) INSERT INTO active_watchers SELECT * FROM moved",
+        [callIds],
+      );
+    }
+
+    /** The tab's subscriptions that got a NOTIFY after `since` (ms). */
+    async function notifiedSince(tab: Tab, since: number): Promise<string[]> {
+      await tab.ping();
+      const { notifies } = await tab.state();
+      return tab.callIds.filter((id) => notifies.some((n) => n.callId === id && n.receivedAt > since));
+    }
+
+    /** Call-IDs in the order of presence's unordered SELECT: the last is notified first. */
+    async function scanOrder(presentity: string, event: string): Promise<string[]> {
+      const r = await bed.db.query<{ callid: string }>(
+        "SELECT callid FROM active_watchers WHERE presentity_uri = $1 AND event = $2",
+        [presentity, event],
+      );
+      return r.map((x) => x.callid);
+    }
+
+    async function run(name: string, cast: (presentity: string) => Promise<Cast>) {
+      const presentity = `sip:${name}-${transport}@example.com`;
+      await publish(presentity, "v1");
+      const { victim, survivors, die, comeback } = await cast(presentity);
+      const dead = [...victim.callIds];
+      const survivorIds = survivors.flatMap((t) => t.callIds);
+      expect(await rows([...dead, ...survivorIds])).toHaveLength(dead.length + survivorIds.length);
+      for (const t of [victim, ...survivors]) expect(await holds(t, "v1")).toBe(true);
+      const port = await peerPort(victim);
+      const livePorts = await Promise.all(survivors.map(peerPort));
+
+      // Control: the same death without the service.
+      await bed.stack.pauseWorker();
+      const diedAt = Date.now();
+      await die();
+      const first = await bed.waitForClose(port);
+      await waitUntil(
+        async () => {
+          const depth = await bed.stack.sqs.depth("queue");
+          return depth.visible + depth.inFlight >= 1;
+        },
+        { timeoutMs: 10_000, what: "the close event waiting in SQS" },
+      );
+      const back = (await comeback?.()) ?? [];
+      const alive = [...survivors, ...back];
+      expect(await rows(dead), "without the service the dead tab's rows stay").toHaveLength(dead.length);
+      // On one node a PUBLISH's own NOTIFY loop goes on past the dead rows (5.6.3 logs an error
+      // for each): everyone alive gets v2.
+      await publish(presentity, "v2");
+      for (const t of alive) expect(await holds(t, "v2"), `${t.user} gets the PUBLISH`).toBe(true);
+      // A refresh does not (GH #4118): the one that carries another node's PUBLISH, or an operator's,
+      // stops at the first dead row and answers 500; the survivors after it get nothing.
+      await notifiedFirst(dead);
+      const refreshedAt = Date.now();
+      for (const event of ["presence", "dialog"]) {
+        expect(dead).toContain((await scanOrder(presentity, event)).at(-1));
+        const refresh = await bed.node.rpc("presence.refreshWatchers", [presentity, event, 1]);
+        expect(refresh.status, `refreshWatchers ${event} with the dead rows first`).toBe(500);
+      }
+      for (const t of alive) expect(await notifiedSince(t, refreshedAt), `${t.user} starves`).toEqual([]);
+
+      // With the service: the queued close event is processed (delete, then refresh).
+      const resumedAt = Date.now();
+      bed.stack.resumeWorker();
+      await waitUntil(async () => (await rows(dead)).length === 0, {
+        timeoutMs: 20_000,
+        what: "the dead tab's rows to be deleted",
+      });
+      for (const t of alive)
+        await waitUntil(async () => (await notifiedSince(t, resumedAt)).length === t.callIds.length, {
+          timeoutMs: 20_000,
+          what: `${t.user} to be notified by the service's refresh`,
+        });
+      for (const t of alive) expect(await holds(t, "v2"), `${t.user} holds the current state`).toBe(true);
+      const aliveIds = alive.flatMap((t) => t.callIds);
+      expect(await rows(aliveIds)).toHaveLength(aliveIds.length);
+
+      // Events: the death's closes (none for a live connection), and nothing the contract refused.
+      for (const p of livePorts) expect(bed.closesOf(p)).toEqual([]);
+      expect(bed.stack.counters.rejects).toBe(0);
+      const closes = bed.closesOf(port).map(({ event, receivedAt }) => ({
+        cause: event.type === "connection.closed" ? event.cause : event.type,
+        ms: receivedAt - diedAt,
+      }));
+      console.log(
+        `[browser] ${transport} ${name}: ${closes.map((c) => `${c.cause} +${c.ms} ms`).join(", ")} (first +${first.receivedAt - diedAt} ms)`,
+      );
+      return closes;
+    }
+
+    it("reload: the new subscription is kept, the old rows go, survivors in other tabs hold the current state", async () => {
+      await run("reload", async (presentity) => {
+        const victim = await steady.openTab("reloader", watches(presentity));
+        const other = await steady.openTab("colleague", watches(presentity));
+        return {
+          victim: { ...victim, callIds: [...victim.callIds] },
+          survivors: [other],
+          die: async () => {
+            await victim.page.reload();
+          },
+          comeback: async () => {
+            await victim.start();
+            expect(await rows(victim.callIds)).toHaveLength(2);
+            return [victim];
+          },
+        };
+      });
+    });
+
+    it("close: the tab is closed", async () => {
+      await run("close", async (presentity) => {
+        const victim = await steady.openTab("closer", watches(presentity));
+        const other = await steady.openTab("colleague", watches(presentity));
+        return { victim, survivors: [other], die: () => victim.page.close() };
+      });
+    });
+
+    it("crash: the browser's process tree is killed", async () => {
+      const doomed = await browser();
+      await run("crash", async (presentity) => {
+        const victim = await doomed.openTab("crasher", watches(presentity));
+        const other = await steady.openTab("colleague", watches(presentity));
+        return {
+          victim,
+          survivors: [other],
+          die: async () => {
+            doomed.kill();
+          },
+        };
+      });
+    });
+
+    it("silent browser: every process of it SIGSTOPped; the WS keepalive gives up", async () => {
+      const frozen = await browser();
+      await run("silent", async (presentity) => {
+        const victim = await frozen.openTab("sleeper", watches(presentity));
+        const other = await steady.openTab("colleague", watches(presentity));
+        return {
+          victim,
+          survivors: [other],
+          die: async () => {
+            frozen.freeze();
+          },
+        };
+      });
+    });
+
+    it("two tabs of one user: one dies, the other keeps its rows", async () => {
+      await run("two-tabs", async (presentity) => {
+        const victim = await steady.openTab("same-user", watches(presentity));
+        const twin = await steady.openTab("same-user", watches(presentity));
+        return { victim, survivors: [twin], die: () => victim.page.close() };
+      });
+    });
+  });
+}
