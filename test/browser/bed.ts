@@ -1,5 +1,5 @@
-// The browser tests' bed: one Kamailio 5.6.3 node (shipped cfg, test timers: WS keepalive 2 s,
-// optionally a WSS listener with a certificate made for the run) whose events reach the local
+// The browser tests' bed: one Kamailio 5.6.3 node (shipped cfg, test timers, a WS keepalive of
+// the test's choosing, optionally a WSS listener with a certificate made for the run) whose events reach the local
 // pipeline (`npm start`'s stack, in-process: ingest → SQS → worker → Data API → PostgreSQL) through
 // a relay that also keeps every event with the time it arrived; and an http server on 127.0.0.1
 // for the softphone page (Chromium blocks a WebSocket from a data: page to loopback).
@@ -127,7 +127,15 @@ export interface BrowserBed {
   close(): Promise<void>;
 }
 
-export async function startBrowserBed(opts: { tls: boolean }): Promise<BrowserBed> {
+/**
+ * `keepaliveSeconds`: Kamailio's WS keepalive_timeout. Its keepalive has a race (websocket module,
+ * ping_pong(): `awaiting_pong = 1` is set AFTER the Ping is sent, so a Pong that a TCP reader
+ * handles first is forgotten and the next idle check "forcibly closes" a live connection). On
+ * loopback the Pong is back in microseconds and it hits live tabs and Node clients alike
+ * (docs/browsers.md). Tests that need no keepalive set it long; the silent-browser test needs it
+ * short and keeps its live peers from idling instead.
+ */
+export async function startBrowserBed(opts: { tls: boolean; keepaliveSeconds: number }): Promise<BrowserBed> {
   const db = await createTestDb("postgres", "browser");
   const stateDir = mkdtempSync(join(tmpdir(), "kwc-browser-"));
   const relay = await startRelay();
@@ -147,6 +155,7 @@ export async function startBrowserBed(opts: { tls: boolean }): Promise<BrowserBe
       ingestUrl: relay.url,
       ingestKey: relay.key,
       tls: opts.tls,
+      defines: { KWC_WS_KEEPALIVE: opts.keepaliveSeconds },
     });
     cleanups.push(() => node.stop());
     const listener = node.listeners.find((l) => l.transport === (opts.tls ? "wss" : "ws"));
