@@ -214,6 +214,13 @@ export function browserScenarios(
       );
     }
 
+    /** Is a connection from this peer port in Kamailio's core.tcp_list? */
+    async function listed(port: number): Promise<boolean> {
+      const { status, body } = await bed.node.rpc("core.tcp_list");
+      if (status !== 200) throw new Error(`core.tcp_list: ${status}`);
+      return (body.result as { src_port: number }[]).some((c) => c.src_port === port);
+    }
+
     /** The tab's subscriptions that got a NOTIFY after `since` (ms). */
     async function notifiedSince(tab: Tab, since: number): Promise<string[]> {
       await tab.ping();
@@ -241,12 +248,19 @@ export function browserScenarios(
       for (const t of [victim, ...survivors]) expect(await holds(t, "v1")).toBe(true);
       const port = await peerPort(victim);
       const livePorts = await Promise.all(survivors.map(peerPort));
+      expect(await listed(port)).toBe(true);
 
       // Control: the same death without the service.
       await bed.stack.pauseWorker();
       const diedAt = Date.now();
       await die();
       const first = await bed.waitForClose(port);
+      // The control is about rows whose connection is gone: websocket:closed can come while
+      // Kamailio still lists the connection (the silent browser's keepalive give-up).
+      await waitUntil(async () => !(await listed(port)), {
+        timeoutMs: 10_000,
+        what: `Kamailio to drop the connection from peer port ${port}`,
+      });
       await waitUntil(
         async () => {
           const depth = await bed.stack.sqs.depth("queue");
