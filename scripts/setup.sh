@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian 12 machine needs beyond `npm ci`: the Debian packages (Kamailio
-# 5.6.3 and its modules, PostgreSQL and MariaDB servers) and the project's own database
+# 5.6.3 and its modules, PostgreSQL and MariaDB servers, Chromium and certutil) and the project's own database
 # instances with the Kamailio schema. Idempotent; safe to re-run.
 #   scripts/setup.sh                         what the tests need (also the Kamailio 6.0.1 chroot)
 #   scripts/setup.sh --without-kamailio-v6   what `npm start` runs (no chroot: ~1 min, 336 MB less)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: type-check, lint, function length, then every vitest project (unit, infra, integration, e2e).
+# `npm test`: type-check, lint, function length, then every vitest project (unit, infra, integration, e2e, browser).
 # Integration and e2e tests need Kamailio and the project's database instances: run
 # `sudo npm run setup` once on a fresh machine (the global setup starts the databases each run).
 set -euo pipefail
