@@ -57,6 +57,13 @@ function signalTree(pid: number, signal: NodeJS.Signals): number {
   return pids.length;
 }
 
+// A browser a test left behind (a hook that timed out, a frozen browser) must not outlive the
+// test process: its processes are SIGKILLed at exit, as test/helpers/kamailio.ts does for Kamailio.
+const running = new Set<number>();
+process.once("exit", () => {
+  for (const pid of running) signalTree(pid, "SIGKILL");
+});
+
 /** A private HOME whose NSS database trusts `caPem` (a certificate the test made) for TLS servers. */
 function privateHome(caPem?: string): string {
   const home = mkdtempSync(join(tmpdir(), "kwc-chromium-home-"));
@@ -116,6 +123,7 @@ export async function launchChromium(opts: {
     });
     const pid = server.process().pid;
     if (pid === undefined) throw new Error("chromium: no pid");
+    running.add(pid);
     const browser = await chromium.connect(server.wsEndpoint());
     const context = await browser.newContext();
     const srv = server;
@@ -152,6 +160,7 @@ export async function launchChromium(opts: {
         signalTree(pid, "SIGCONT");
         await browser.close().catch(() => {});
         await srv.kill().catch(() => {});
+        running.delete(pid);
         rmSync(home, { recursive: true, force: true });
       },
     };

@@ -49,10 +49,20 @@ const watches = (presentity: string): Watch[] => [
   { presentity, event: "dialog" },
 ];
 
+type Cause = "tcp:closed" | "tcp:reset" | "tcp:timeout" | "websocket:closed";
+/** The connection.closed causes a death may produce: the first one, and any of them (docs/browsers.md). */
+interface Causes {
+  first: Cause[];
+  any: Cause[];
+}
+/** Reload and close: Chromium sends Close 1001 and FIN at once; 5.6.3 reports tcp:closed, then websocket:closed. */
+const CLOSE_FRAME: Causes = { first: ["tcp:closed"], any: ["tcp:closed", "websocket:closed"] };
+
 const SCENARIOS = {
   reload: {
     title:
       "reload: the new subscription is kept, the old rows go, survivors in other tabs hold the current state",
+    causes: CLOSE_FRAME,
     async cast({ steady, rows }: Stage, presentity: string): Promise<Cast> {
       const victim = await steady.openTab("reloader", watches(presentity));
       const other = await steady.openTab("colleague", watches(presentity));
@@ -72,6 +82,7 @@ const SCENARIOS = {
   },
   close: {
     title: "close: the tab is closed",
+    causes: CLOSE_FRAME,
     async cast({ steady }: Stage, presentity: string): Promise<Cast> {
       const victim = await steady.openTab("closer", watches(presentity));
       const other = await steady.openTab("colleague", watches(presentity));
@@ -80,6 +91,7 @@ const SCENARIOS = {
   },
   crash: {
     title: "crash: the browser's process tree is killed",
+    causes: { first: ["tcp:closed"], any: ["tcp:closed"] },
     async cast({ steady, fresh }: Stage, presentity: string): Promise<Cast> {
       const doomed = await fresh();
       const victim = await doomed.openTab("crasher", watches(presentity));
@@ -94,7 +106,9 @@ const SCENARIOS = {
     },
   },
   silent: {
-    title: "silent browser: every process of it SIGSTOPped; the WS keepalive gives up on it",
+    title:
+      "silent browser (KNOWN BUG, docs/browsers.md): the keepalive gives up, Kamailio keeps listing the connection as CONN_BAD, the service keeps the rows",
+    causes: { first: ["websocket:closed"], any: ["websocket:closed"] },
     async cast({ steady, fresh }: Stage, presentity: string): Promise<Cast> {
       const frozen = await fresh();
       const victim = await frozen.openTab("sleeper", watches(presentity));
@@ -110,19 +124,23 @@ const SCENARIOS = {
   },
   twoTabs: {
     title: "two tabs of one user: one dies, the other keeps its rows",
+    causes: CLOSE_FRAME,
     async cast({ steady }: Stage, presentity: string): Promise<Cast> {
       const victim = await steady.openTab("same-user", watches(presentity));
       const twin = await steady.openTab("same-user", watches(presentity));
       return { victim, survivors: [twin], die: () => victim.page.close() };
     },
   },
-} satisfies Record<string, { title: string; cast(stage: Stage, presentity: string): Promise<Cast> }>;
+} satisfies Record<
+  string,
+  { title: string; causes: Causes; cast(stage: Stage, presentity: string): Promise<Cast> }
+>;
 
 export type ScenarioName = keyof typeof SCENARIOS;
 
 /**
  * `keepaliveSeconds`: long where no scenario needs the keepalive (Kamailio's keepalive race
- * would otherwise close idle live peers: bed.ts); 2 for the silent browser, whose live peers are
+ * would otherwise close idle live peers: bed.ts); 5 for the silent browser, whose live peers are
  * then kept busy (an OPTIONS every 500 ms: Kamailio pings only connections idle for that long).
  */
 export function browserScenarios(
@@ -214,12 +232,13 @@ export function browserScenarios(
       );
     }
 
-    /** Is a connection from this peer port in Kamailio's core.tcp_list? */
-    async function listed(port: number): Promise<boolean> {
+    /** The connection from this peer port in Kamailio's core.tcp_list, if any. */
+    async function connection(port: number): Promise<{ state: string } | undefined> {
       const { status, body } = await bed.node.rpc("core.tcp_list");
       if (status !== 200) throw new Error(`core.tcp_list: ${status}`);
-      return (body.result as { src_port: number }[]).some((c) => c.src_port === port);
+      return (body.result as { src_port: number; state: string }[]).find((c) => c.src_port === port);
     }
+    const listed = async (port: number) => (await connection(port)) !== undefined;
 
     /** The tab's subscriptions that got a NOTIFY after `since` (ms). */
     async function notifiedSince(tab: Tab, since: number): Promise<string[]> {
@@ -237,7 +256,8 @@ export function browserScenarios(
       return r.map((x) => x.callid);
     }
 
-    async function run(name: ScenarioName, cast: (stage: Stage, presentity: string) => Promise<Cast>) {
+    async function run(name: ScenarioName) {
+      const { cast, causes } = SCENARIOS[name];
       const presentity = `sip:${name}-${transport}@example.com`;
       await publish(presentity, "v1");
       const stage: Stage = { steady, fresh: browser, rows };
@@ -309,12 +329,64 @@ export function browserScenarios(
         cause: event.type === "connection.closed" ? event.cause : event.type,
         ms: receivedAt - diedAt,
       }));
+      expect(causes.first).toContain(closes[0]?.cause);
+      for (const c of closes) expect(causes.any).toContain(c.cause);
       console.log(
         `[browser] ${transport} ${name}: ${closes.map((c) => `${c.cause} +${c.ms} ms`).join(", ")} (first +${first.receivedAt - diedAt} ms)`,
       );
-      return closes;
     }
 
-    for (const name of names) it(SCENARIOS[name].title, () => run(name, SCENARIOS[name].cast));
+    /**
+     * The silent browser, pinned as it behaves today (docs/browsers.md, "A silent browser's rows
+     * stay"). When Kamailio 5.6.3's keepalive gives up on a connection that its tcp main process
+     * holds (any connection idle longer than a TCP reader keeps it, so always with a production
+     * keepalive), it fires websocket:closed and marks the connection CONN_BAD, but main's timer is
+     * not moved: the connection stays in core.tcp_list until tcp_connection_lifetime (3605 s in the
+     * shipped cfg), no tcp:* event fires, and NOTIFYs to it fail. The worker (and the reconciler)
+     * count every listed connection as live, so the dead rows stay and refreshes keep failing.
+     * When the service counts CONN_BAD as gone, these assertions fail: replace this runner with
+     * run("silent") and its causes with the two that then arrive.
+     */
+    async function runSilentKnownBug(): Promise<void> {
+      const presentity = `sip:silent-${transport}@example.com`;
+      await publish(presentity, "v1");
+      const { victim, survivors, die } = await SCENARIOS.silent.cast(
+        { steady, fresh: browser, rows },
+        presentity,
+      );
+      const dead = [...victim.callIds];
+      const port = await peerPort(victim);
+      expect(await connection(port)).toMatchObject({ state: "CONN_OK" });
+      const keptBefore = bed.stack.counters.metrics.GuardKeeps ?? 0;
+      const diedAt = Date.now();
+      await die();
+      const first = await bed.waitForClose(port, 30_000);
+      expect(SCENARIOS.silent.causes.first).toContain(
+        first.event.type === "connection.closed" && first.event.cause,
+      );
+      // the worker has judged the rows: kept, their peer is "connected"
+      await waitUntil(() => (bed.stack.counters.metrics.GuardKeeps ?? 0) - keptBefore >= dead.length, {
+        timeoutMs: 15_000,
+        what: "the worker to judge the silent browser's rows",
+      });
+      expect(await connection(port), "Kamailio still lists the given-up connection").toMatchObject({
+        state: "CONN_BAD",
+      });
+      expect(await rows(dead), "the silent browser's rows stay").toHaveLength(dead.length);
+      // and they are as harmful as any stale row: a refresh with them first reaches no survivor
+      await notifiedFirst(dead);
+      const refreshedAt = Date.now();
+      for (const event of ["presence", "dialog"]) {
+        expect(dead).toContain((await scanOrder(presentity, event)).at(-1));
+        expect((await bed.node.rpc("presence.refreshWatchers", [presentity, event, 1])).status).toBe(500);
+      }
+      for (const t of survivors) expect(await notifiedSince(t, refreshedAt), `${t.user} starves`).toEqual([]);
+      const closes = bed.closesOf(port).map((r) => r.event.type === "connection.closed" && r.event.cause);
+      for (const c of closes) expect(SCENARIOS.silent.causes.any).toContain(c);
+      console.log(`[browser] ${transport} silent: ${closes.join(", ")} +${first.receivedAt - diedAt} ms`);
+    }
+
+    for (const name of names)
+      it(SCENARIOS[name].title, () => (name === "silent" ? runSilentKnownBug() : run(name)));
   });
 }

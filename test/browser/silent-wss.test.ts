@@ -1,4 +1,5 @@
-// The silent browser over WSS: only Kamailio's WS keepalive (2 s here) notices it.
+// The silent browser over WSS: only Kamailio's WS keepalive notices it. 5 s, longer than a TCP
+// reader keeps an idle connection, as any production keepalive is (docs/browsers.md).
 import { browserScenarios } from "./scenarios.ts";
 
-browserScenarios("wss", ["silent"], { keepaliveSeconds: 2, keepBusy: true });
+browserScenarios("wss", ["silent"], { keepaliveSeconds: 5, keepBusy: true });

@@ -53,7 +53,9 @@ function watch(u: UA, w: Watch): Promise<string> {
     contentType: "text/plain",
   });
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${key}: no NOTIFY within 10 s`)), 10_000);
     sub.on("notify", (_final, request, body) => {
+      clearTimeout(timer);
       const callId = String((request as unknown as { call_id: string }).call_id);
       state.callIds[key] = callId;
       state.notifies.push({
