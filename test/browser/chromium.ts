@@ -86,7 +86,7 @@ export interface Tab {
   /** Call-IDs of the subscriptions, in the order of `watches`. */
   callIds: string[];
   state(): Promise<TabState>;
-  /** OPTIONS round trip on the tab's WebSocket: every NOTIFY sent before is in state() after. */
+  /** OPTIONS round trip on the tab's WebSocket: a barrier for the NOTIFYs sent before (nearly: page/softphone.ts). */
   ping(): Promise<number>;
   /** Subscribes (again) from the current document: after page.reload(). */
   start(): Promise<string[]>;
