@@ -51,6 +51,8 @@ export interface KamailioNodeOptions {
   ingestKey?: string;
   /** Bearer token for /RPC and /kwc/status; default: random */
   rpcToken?: string;
+  /** A second accepted token (KWC_RPC_TOKEN_NEXT), as during a rotation. */
+  rpcTokenNext?: string;
   /** Regex of allowed RPC sources (KWC_RPC_ALLOW); default 127.0.0.1 and ::1 */
   rpcAllow?: string;
   /** Test timers (KWC_TEST_TIMERS: ws keepalive 2 s, fr_timer 1.5 s); default true */
@@ -271,6 +273,7 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     KWC_INGEST_KEY: opts.ingestKey ?? "",
     KWC_RPC_TOKEN: rpcToken,
+    ...(opts.rpcTokenNext ? { KWC_RPC_TOKEN_NEXT: opts.rpcTokenNext } : {}),
   };
   const rpcUrl = `http://${listenIp}:${rpcPort}/RPC`;
   const statusUrl = `http://${listenIp}:${rpcPort}/kwc/status`;

@@ -1,5 +1,7 @@
 // The status endpoint reports the node's real settings, and both it and JSON-RPC refuse callers
-// without the Bearer token (401) or from a source outside KWC_RPC_ALLOW (403).
+// without the Bearer token (401) or from a source outside KWC_RPC_ALLOW (403). On kwc's listener
+// only the methods the service calls are dispatched; everything else is 403, even with the token.
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BootIdSchema } from "../../../lambdas/core/contract.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
@@ -9,6 +11,7 @@ let pgDb: TestDb;
 let myDb: TestDb;
 let syncNode: KamailioNode;
 let notifierNode: KamailioNode;
+const NEXT_TOKEN = `next-${"n".repeat(20)}`;
 
 beforeAll(async () => {
   [pgDb, myDb] = await Promise.all([
@@ -23,6 +26,7 @@ beforeAll(async () => {
     notifierProcesses: 0,
     // only 127.0.0.1 may call; 127.0.0.7 is refused with 403
     rpcAllow: "^127\\.0\\.0\\.1$",
+    rpcTokenNext: NEXT_TOKEN,
   });
   notifierNode = await startKamailio({
     nodeId: "status-b",
@@ -50,6 +54,8 @@ describe("status endpoint", () => {
       version: "5.6.3",
       subsDbMode: 3,
       notifierProcesses: 0,
+      sendFastNotify: 1,
+      contactStyle: "nated",
       watchersTable: "active_watchers",
     });
     expect(BootIdSchema.safeParse(a.boot).success).toBe(true);
@@ -61,6 +67,7 @@ describe("status endpoint", () => {
       notifierProcesses: 1,
       watchersTable: "aw_status_b",
       subsDbMode: 3,
+      contactStyle: "alias",
     });
     expect(b.boot).not.toBe(a.boot);
   });
@@ -74,12 +81,28 @@ describe("status endpoint", () => {
 });
 
 describe("JSON-RPC and status authentication", () => {
-  const rpcBody = JSON.stringify({ jsonrpc: "2.0", method: "core.version", id: 1 });
+  const rpcBody = JSON.stringify({ jsonrpc: "2.0", method: "core.tcp_list", id: 1 });
 
   it("answers with the right token", async () => {
-    const r = await syncNode.rpc("core.version");
+    const r = await syncNode.rpc("core.tcp_list");
     expect(r.status).toBe(200);
-    expect(r.body.result).toMatch(/^kamailio 5\.6\.3/);
+    expect(Array.isArray(r.body.result)).toBe(true);
+  });
+
+  it("accepts the second token of a rotation (KWC_RPC_TOKEN_NEXT) as well", async () => {
+    const next = await syncNode.http({
+      path: "/RPC",
+      body: rpcBody,
+      headers: { authorization: `Bearer ${NEXT_TOKEN}` },
+    });
+    expect(next.status).toBe(200);
+    // control: the node without a next token refuses it
+    const other = await notifierNode.http({
+      path: "/RPC",
+      body: rpcBody,
+      headers: { authorization: `Bearer ${NEXT_TOKEN}` },
+    });
+    expect(other.status).toBe(401);
   });
 
   it("refuses without a token or with a wrong one (401), for /RPC and /kwc/status", async () => {
@@ -125,5 +148,87 @@ describe("JSON-RPC and status authentication", () => {
       localAddress: "127.0.0.1",
     });
     expect(allowed.status).toBe(200);
+  });
+});
+
+describe("JSON-RPC allow-list on kwc's listener (fails closed)", () => {
+  const auth = () => ({ authorization: `Bearer ${syncNode.rpcToken}` });
+  const post = (body: string) => syncNode.http({ path: "/RPC", body, headers: auth() });
+
+  it("dispatches the methods the service calls", async () => {
+    expect((await syncNode.rpc("core.tcp_list")).status).toBe(200);
+    const refresh = await syncNode.rpc("presence.refreshWatchers", ["sip:nobody@example.com", "presence", 1]);
+    // dispatched: Kamailio itself answers (no watchers is success)
+    expect(refresh.status).toBe(200);
+    expect(refresh.body).toHaveProperty("result");
+  });
+
+  it("refuses every other method, batches and bodies that are not one JSON-RPC object, even with the token", async () => {
+    const refused = [
+      JSON.stringify({ jsonrpc: "2.0", method: "core.version", id: 1 }),
+      JSON.stringify({ jsonrpc: "2.0", method: "core.kill", id: 1 }),
+      JSON.stringify({ jsonrpc: "2.0", method: "tm.t_uac_start", id: 1 }),
+      JSON.stringify([{ jsonrpc: "2.0", method: "core.tcp_list", id: 1 }]),
+      JSON.stringify("core.tcp_list"),
+      "not json",
+      "",
+      '{"jsonrpc":"2.0","id":1}',
+      '{"jsonrpc":"2.0","method":["core.tcp_list"],"id":1}',
+      // two parsers must never read two different methods from one body
+      '{"jsonrpc":"2.0","method":"core.kill","method":"core.tcp_list","id":1}',
+      '{"jsonrpc":"2.0","METHOD":"core.kill","method":"core.tcp_list","id":1}',
+      '{"jsonrpc":"2.0","m\\u0065thod":"core.kill","method":"core.tcp_list","id":1}',
+      '{"jsonrpc":"2.0","method":"core.tcp_list","id":1} {"method":"core.kill"}',
+    ];
+    for (const body of refused) {
+      const r = await post(body);
+      expect(r.status, body).toBe(403);
+      expect(JSON.stringify(r.body), body).not.toContain("result");
+    }
+    // control: the same token and path with an allowed method passes
+    expect((await post(rpcBody())).status).toBe(200);
+  });
+
+  it("answers only GET on /kwc/status and POST on /RPC", async () => {
+    expect(
+      (await syncNode.http({ method: "POST", path: "/kwc/status", body: "{}", headers: auth() })).status,
+    ).toBe(404);
+    expect((await syncNode.http({ method: "GET", path: "/RPC", headers: auth() })).status).toBe(404);
+  });
+});
+
+function rpcBody(): string {
+  return JSON.stringify({ jsonrpc: "2.0", method: "core.tcp_list", id: 1 });
+}
+
+/** Sends one SIP OPTIONS over TCP and resolves with what came back within `ms` ("" for nothing). */
+function sipOptions(host: string, port: number, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    let got = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => {
+      got += d;
+      if (got.includes("\r\n\r\n")) socket.end();
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(got));
+    setTimeout(() => socket.destroy(), ms);
+    socket.on("connect", () => {
+      const { port: local } = socket.address() as { port: number };
+      socket.write(
+        `OPTIONS sip:${host}:${port} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:${local};branch=z9hG4bK-kwc-${local}\r\n` +
+          `Max-Forwards: 70\r\nFrom: <sip:probe@example.com>;tag=p1\r\nTo: <sip:${host}>\r\n` +
+          `Call-ID: kwc-no-sip-${local}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`,
+      );
+    });
+  });
+}
+
+describe("kwc's listener handles no SIP", () => {
+  it("drops SIP that reaches it (route(KWC_NO_SIP)); the SIP socket answers the same request", async () => {
+    // control first: the node's SIP socket answers OPTIONS with 200
+    expect(await sipOptions(syncNode.listenIp, syncNode.sipPort, 3000)).toMatch(/^SIP\/2\.0 200/);
+    expect(await sipOptions(syncNode.listenIp, syncNode.rpcPort, 1500)).toBe("");
   });
 });
