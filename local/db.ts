@@ -33,18 +33,34 @@ export interface LocalDb {
   /** Creates `table` like active_watchers (with its version row) unless it exists. */
   ensureWatchersTable(table: string): Promise<void>;
   countRows(table: string): Promise<number>;
+  /** Up to `limit` contacts of the rows taken on these sockets (the node's WebSocket rows). */
+  contactsOn(table: string, socketInfo: readonly string[], limit: number): Promise<string[]>;
   close(): Promise<void>;
 }
 
-export async function connectLocalDb(engine: Engine, database: string): Promise<LocalDb> {
+/** Connection settings of another database than the project's own (local/database.ts DbTarget). */
+export interface DbConnectionSettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  ssl?: { rejectUnauthorized: boolean; ca?: string };
+}
+
+/** The project's own instance for `engine`, or the operator's database given in `target`. */
+export async function connectLocalDb(
+  engine: Engine,
+  database: string,
+  target?: DbConnectionSettings,
+): Promise<LocalDb> {
+  const settings = target ?? {
+    host: "127.0.0.1",
+    port: dbPort(engine),
+    user: DB_USER,
+    password: DB_PASSWORD,
+  };
   if (engine === "postgres") {
-    const client = new pg.Client({
-      host: "127.0.0.1",
-      port: PG_PORT,
-      user: DB_USER,
-      password: DB_PASSWORD,
-      database,
-    });
+    const client = new pg.Client({ ...settings, database });
     await client.connect();
     return {
       async ensureWatchersTable(table) {
@@ -62,16 +78,17 @@ export async function connectLocalDb(engine: Engine, database: string): Promise<
         const out = await client.query(`SELECT count(*)::int AS n FROM ${checkIdentifier(table)}`);
         return Number(out.rows[0]?.n ?? 0);
       },
+      async contactsOn(table, socketInfo, limit) {
+        const out = await client.query(
+          `SELECT contact FROM ${checkIdentifier(table)} WHERE socket_info = ANY($1::text[]) ORDER BY id DESC LIMIT $2`,
+          [[...socketInfo], limit],
+        );
+        return out.rows.map((r: { contact: string }) => r.contact);
+      },
       close: () => client.end(),
     };
   }
-  const conn = await mysql.createConnection({
-    host: "127.0.0.1",
-    port: MY_PORT,
-    user: DB_USER,
-    password: DB_PASSWORD,
-    database,
-  });
+  const conn = await mysql.createConnection({ ...settings, database });
   return {
     async ensureWatchersTable(table) {
       checkIdentifier(table);
@@ -87,6 +104,15 @@ export async function connectLocalDb(engine: Engine, database: string): Promise<
     async countRows(table) {
       const [rows] = await conn.query(`SELECT count(*) AS n FROM ${checkIdentifier(table)}`);
       return Number((rows as { n: number }[])[0]?.n ?? 0);
+    },
+    async contactsOn(table, socketInfo, limit) {
+      if (socketInfo.length === 0) return [];
+      const marks = socketInfo.map(() => "?").join(", ");
+      const [rows] = await conn.query(
+        `SELECT contact FROM ${checkIdentifier(table)} WHERE socket_info IN (${marks}) ORDER BY id DESC LIMIT ?`,
+        [...socketInfo, limit],
+      );
+      return (rows as { contact: string }[]).map((r) => r.contact);
     },
     close: () => conn.end(),
   };

@@ -4,7 +4,8 @@
  * The deployed default is an HTTP API with a cached Lambda request authorizer on the
  * `x-kwc-key` header and a direct SQS-SendMessage integration, so this server mirrors exactly
  * what that can do:
- * - only `POST /events` exists (anything else: 404 `{"message":"Not Found"}`);
+ * - only `POST /events` exists (anything else: 404 `{"message":"Not Found"}`), plus the local
+ *   readiness probe `GET /healthz` (200 `{"ok":true}`, no key needed, no secret in it);
  * - no `x-kwc-key` → 401, a key of no node → 403, decided from the headers before the body is read
  *   (the authorizer never sees the body); the key is resolved to its node by the authorizer's own
  *   code (per-node keys, two during a rotation: lambdas/core/ingest-auth.ts);
@@ -101,6 +102,10 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "").split("?")[0];
+    if (req.method === "GET" && path === "/healthz") {
+      req.resume();
+      return reply(res, 200, { ok: true, queue: "reachable" });
+    }
     if (req.method !== "POST" || path !== "/events") {
       req.resume();
       return reply(res, 404, { message: "Not Found" });

@@ -23,7 +23,15 @@ import {
 } from "../lambdas/handlers/compose.ts";
 import { CleanupEnvSchema, parseEnv, ReconcilerEnvSchema, WorkerEnvSchema } from "../lambdas/handlers/env.ts";
 import { type FaultInjector, startDataApiServer } from "./dataapi/server.ts";
-import { connectLocalDb, DB_PASSWORD, DB_USER, dbPort, type Engine, kamailioDbUrl } from "./db.ts";
+import {
+  connectLocalDb,
+  DB_PASSWORD,
+  DB_USER,
+  type DbConnectionSettings,
+  dbPort,
+  type Engine,
+  kamailioDbUrl,
+} from "./db.ts";
 import { type IngestServer, startIngestServer } from "./ingest.ts";
 import { type InvokeServer, lambdaContext, startInvokeServer } from "./invoke.ts";
 import { fetchStatus, type LocalKamailio, startLocalKamailio } from "./kamailio.ts";
@@ -41,6 +49,10 @@ export interface ExistingNode {
   socketInfo: string;
   /** Its RPC token (the same KWC_RPC_TOKEN it was started with). */
   rpcToken: string;
+  /** What the node reports (GET /kwc/status), written into the fleet config. */
+  contactStyle?: "nated" | "alias";
+  kamailioVersion?: string;
+  notifierProcesses?: number;
 }
 
 export interface LocalStackOptions {
@@ -52,6 +64,13 @@ export interface LocalStackOptions {
   /** Kamailio nodes to start with per-node watchers tables (1 or 2); ignored with `existing`. */
   nodes?: number;
   existing?: ExistingNode;
+  /** The operator's database (`--database-url`, PG*, DATABASE_URL, …); default: the project's own. */
+  db?: DbConnectionSettings;
+  /** Ingest address; defaults: 127.0.0.1, a free port. */
+  ingestHost?: string;
+  ingestPort?: number;
+  /** The `existing` node's ingest key (default: a fresh random one per node). */
+  ingestKey?: string;
   notifierProcesses?: number;
   contactStyle?: "nated" | "alias";
   /** Loopback addresses for the nodes (default 127.0.0.1, 127.0.0.2). */
@@ -190,8 +209,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // One key per node, as deployed: the ingest tells the worker which node sent each POST.
     const ingestKeys: Record<string, string> = {};
     const keysByNode: Record<string, [string]> = {};
-    const newIngestKey = (nodeId: string) => {
-      const key = randomBytes(24).toString("hex");
+    const newIngestKey = (nodeId: string, given?: string) => {
+      const key = given ?? randomBytes(24).toString("hex");
       ingestKeys[nodeId] = key;
       keysByNode[nodeId] = [key];
       return key;
@@ -212,6 +231,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       queueUrl: sqs.queueUrl,
       keys: keysByNode,
       maxBodyBytes: sqs.maximumMessageSizeBytes,
+      ...(options.ingestHost ? { host: options.ingestHost } : {}),
+      ...(options.ingestPort ? { port: options.ingestPort } : {}),
     });
     cleanups.push(() => ingest.close());
 
@@ -220,10 +241,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         {
           resourceArn: RESOURCE_ARN,
           engine: options.engine === "postgres" ? "aurora-postgresql" : "aurora-mysql",
-          host: "127.0.0.1",
-          port: dbPort(options.engine),
-          user: DB_USER,
-          password: DB_PASSWORD,
+          ...(options.db ?? {
+            host: "127.0.0.1",
+            port: dbPort(options.engine),
+            user: DB_USER,
+            password: DB_PASSWORD,
+          }),
           database: options.database,
         },
       ],
@@ -238,7 +261,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         | { node?: string; watchersTable?: string }
         | undefined;
       if (!status?.node) throw new Error(`no kwc status from ${options.existing.statusUrl} (token?)`);
-      newIngestKey(status.node);
+      newIngestKey(status.node, options.ingestKey);
       nodes.push({
         id: status.node,
         rpcUrl: options.existing.rpcUrl,
@@ -300,10 +323,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         tokenSecret: `file:${tokenFile}`,
         socketInfo: [n.socketInfo],
         watchersTable: n.watchersTable,
-        contactStyle: options.contactStyle ?? "nated",
-        kamailioVersion: "5.6.3",
+        contactStyle: options.existing?.contactStyle ?? options.contactStyle ?? "nated",
+        kamailioVersion: options.existing?.kamailioVersion ?? "5.6.3",
         subsDbMode: 3,
-        notifierProcesses: options.notifierProcesses ?? 0,
+        notifierProcesses: options.existing?.notifierProcesses ?? options.notifierProcesses ?? 0,
       })),
     };
     writeFileSync(fleetConfigPath, `${JSON.stringify(fleet, null, 2)}\n`);
@@ -406,7 +429,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
 
     const watcherRows = async () => {
-      const db = await connectLocalDb(options.engine, options.database);
+      const db = await connectLocalDb(options.engine, options.database, options.db);
       try {
         const out: Record<string, number> = {};
         for (const n of nodes) out[n.id] = await db.countRows(n.watchersTable);

@@ -5,7 +5,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { z } from "zod";
-import type { Engine, Session } from "./engines/engine.ts";
+import type { DbTls, Engine, Session } from "./engines/engine.ts";
 import { MysqlEngine } from "./engines/mysql.ts";
 import { PostgresEngine } from "./engines/postgres.ts";
 import { badRequest, DataApiError } from "./errors.ts";
@@ -34,6 +34,8 @@ export interface DataApiTarget {
   database?: string;
   /** connections per database (default 10) */
   poolSize?: number;
+  /** TLS to the database server (default: none) */
+  ssl?: DbTls;
 }
 
 export interface DataApiServerOptions {
@@ -115,7 +117,13 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
   const transactions = new Map<string, Transaction>();
   const targets = new Map<string, { target: DataApiTarget; engine: Engine }>();
   for (const target of options.targets) {
-    const config = { host: target.host, port: target.port, user: target.user, password: target.password };
+    const config = {
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      password: target.password,
+      ...(target.ssl ? { ssl: target.ssl } : {}),
+    };
     const poolSize = target.poolSize ?? 10;
     const engine =
       target.engine === "aurora-postgresql"

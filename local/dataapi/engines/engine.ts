@@ -32,3 +32,11 @@ export interface Engine {
   mapError(error: unknown): DataApiError;
   close(): Promise<void>;
 }
+
+/** TLS settings for a target's database connections (node-postgres and mysql2 take this shape). */
+export interface DbTls {
+  /** false only when the operator asked for encryption without verification (sslmode=require). */
+  rejectUnauthorized: boolean;
+  /** PEM of the CA that signed the server certificate (PGSSLROOTCERT, sslrootcert=, ssl-ca=). */
+  ca?: string;
+}

@@ -6,7 +6,7 @@ import { DataApiError } from "../errors.ts";
 import { mariadbOnlySyntax } from "../mysql8.ts";
 import type { ColumnMetadata, OutField, ResultOptions, StatementResult } from "../protocol.ts";
 import { tokenize } from "../tokenizer.ts";
-import type { CompiledStatement, Engine, Session } from "./engine.ts";
+import type { CompiledStatement, DbTls, Engine, Session } from "./engine.ts";
 
 export interface MysqlTargetConfig {
   host: string;
@@ -14,6 +14,8 @@ export interface MysqlTargetConfig {
   user: string;
   password: string;
   poolSize?: number;
+  /** TLS to the database server (absent: plain TCP, as the project's own instances on loopback). */
+  ssl?: DbTls;
 }
 
 /** MySQL 8.0's default sql_mode (MariaDB 10.11's differs: no ONLY_FULL_GROUP_BY). */
@@ -268,6 +270,7 @@ export class MysqlEngine implements Engine {
         user: this.config.user,
         password: this.config.password,
         database,
+        ...(this.config.ssl ? { ssl: this.config.ssl } : {}),
         connectionLimit: this.config.poolSize ?? 10,
         supportBigNumbers: true,
         bigNumberStrings: true,
@@ -288,8 +291,8 @@ export class MysqlEngine implements Engine {
   }
 
   private async killQuery(threadId: number): Promise<void> {
-    const { host, port, user, password } = this.config;
-    const connection = await mysql.createConnection({ host, port, user, password });
+    const { host, port, user, password, ssl } = this.config;
+    const connection = await mysql.createConnection({ host, port, user, password, ...(ssl ? { ssl } : {}) });
     try {
       await connection.query(`KILL QUERY ${Number(threadId)}`);
     } finally {

@@ -5,7 +5,7 @@ import { bindPostgres } from "../bindings.ts";
 import { DataApiError } from "../errors.ts";
 import type { ColumnMetadata, OutArray, OutField, ResultOptions, StatementResult } from "../protocol.ts";
 import { tokenize } from "../tokenizer.ts";
-import type { CompiledStatement, Engine, Session } from "./engine.ts";
+import type { CompiledStatement, DbTls, Engine, Session } from "./engine.ts";
 
 export interface PgTargetConfig {
   host: string;
@@ -13,6 +13,8 @@ export interface PgTargetConfig {
   user: string;
   password: string;
   poolSize?: number;
+  /** TLS to the database server (absent: plain TCP, as the project's own instances on loopback). */
+  ssl?: DbTls;
 }
 
 const rawText = { getTypeParser: () => (value: string) => value };
@@ -275,6 +277,7 @@ export class PostgresEngine implements Engine {
         user: this.config.user,
         password: this.config.password,
         database,
+        ...(this.config.ssl ? { ssl: this.config.ssl } : {}),
         max: this.config.poolSize ?? 10,
         types: rawText,
         options: "-c TimeZone=UTC",
@@ -292,8 +295,8 @@ export class PostgresEngine implements Engine {
 
   private async cancelBackend(database: string, pid: number): Promise<void> {
     // a fresh connection: the pool may be exhausted by the very statements we cancel
-    const { host, port, user, password } = this.config;
-    const client = new pg.Client({ host, port, user, password, database });
+    const { host, port, user, password, ssl } = this.config;
+    const client = new pg.Client({ host, port, user, password, database, ...(ssl ? { ssl } : {}) });
     await client.connect();
     try {
       await client.query("SELECT pg_cancel_backend($1)", [pid]);
