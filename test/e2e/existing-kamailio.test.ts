@@ -10,8 +10,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, describe, it } from "vitest";
-import { createTestDb, MY_PORT, type TestDb } from "../helpers/db.ts";
+import { afterAll, describe, expect, it } from "vitest";
+import { createTestDb, MY_PORT, PG_PORT, type TestDb } from "../helpers/db.ts";
+import { startKamailio } from "../helpers/kamailio.ts";
 import { freePort, loopbackAddress } from "../helpers/ports.ts";
 import { SipWsClient } from "../helpers/sip-ws-client.ts";
 import { randomId, waitUntil } from "../helpers/wait.ts";
@@ -240,4 +241,46 @@ describe("npm start -- --existing-kamailio with the stock Debian cfg, wired from
       await operatorRun(style, expect, db);
     });
   }
+});
+
+describe("npm start -- --existing-kamailio refuses what the service cannot help", () => {
+  it("notifier mode on 5.6.x PostgreSQL without send_fast_notify=0: refused with the reason and the fix", async () => {
+    const db = await createTestDb("postgres", "wirerefuse");
+    cleanups.push(() => db.drop());
+    const node = await startKamailio({
+      nodeId: "refuse-me",
+      db,
+      notifierProcesses: 1,
+      listenIp: loopbackAddress(),
+    });
+    cleanups.push(() => node.stop());
+    expect((await node.status()).sendFastNotify).toBe(1);
+    const stateDir = mkdtempSync(join(tmpdir(), "kwc-wire-refuse-"));
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const run = startProcess(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "local/main.ts",
+        "--existing-kamailio",
+        node.statusUrl,
+        "--socket-info",
+        node.socketInfo,
+        "--database-url",
+        `postgres://kamailio:kamailiorw@127.0.0.1:${PG_PORT}/${db.name}`,
+        "--ingest-port",
+        String(await freePort()),
+      ],
+      { ...process.env, KWC_STATE_DIR: stateDir, KWC_RPC_TOKEN: node.rpcToken },
+      ROOT,
+    );
+    const code = await new Promise<number | null>((r) => run.child.once("exit", (c) => r(c)));
+    expect(code, run.out.text).toBe(3);
+    expect(run.out.text).toMatch(
+      /refused: node refuse-me: notifier_processes=1 on PostgreSQL with Kamailio 5\.6\.3/,
+    );
+    expect(run.out.text).toContain("-A KWC_SEND_FAST_NOTIFY=0");
+    expect(run.out.text).not.toContain("ready:");
+  });
 });
