@@ -12,7 +12,10 @@ import { randomId } from "../../helpers/wait.ts";
 
 async function dbCheck(url: string): Promise<{ code: number; report: DbCheckReport; text: string }> {
   let text = "";
-  const io = { out: (t: string) => void (text += t), err: (t: string) => void (text += t), env: {} };
+  const append = (t: string) => {
+    text += t;
+  };
+  const io = { out: append, err: append, env: {} };
   const code = await main(["db", "check", "--database-url", url, "--table", "active_watchers", "--json"], io);
   return { code, report: JSON.parse(text) as DbCheckReport, text };
 }
