@@ -41,7 +41,9 @@ beforeAll(async () => {
   for (const f of [cert.certFile, cert.keyFile]) chownSync(f, uid, gid);
   chmodSync(cert.keyFile, 0o600);
   chownSync(dir, uid, gid);
-  asPostgres(`'${PG_BIN}/initdb' -D '${dir}/data' -N -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null`);
+  asPostgres(
+    `'${PG_BIN}/initdb' -D '${dir}/data' -N -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null`,
+  );
   writeFileSync(
     join(dir, "data", "pg_hba.conf"),
     "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
