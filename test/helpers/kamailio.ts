@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,6 +47,8 @@ export interface KamailioNodeOptions {
   listenIpv6?: string;
   /** SIP over WSS on its own port (KWC_WITH_TLS), with a self-signed cert made in the run dir. */
   tls?: boolean;
+  /** kwc's listener takes HTTPS (KWC_HTTP_TLS, with `tls`'s certificate): status/RPC over https. */
+  httpTls?: boolean;
   /** where the cfg POSTs envelopes (a startEventReceiver() url); default: nothing listens */
   ingestUrl?: string;
   ingestKey?: string;
@@ -121,6 +124,8 @@ export interface HttpOptions {
   headers?: Record<string, string>;
   body?: string;
   localAddress?: string;
+  /** PEM to trust for an https URL (the node's self-signed certificate). */
+  ca?: string;
 }
 
 /** One HTTP request on its own socket with Connection: close (Kamailio closes without saying so). */
@@ -128,8 +133,10 @@ export function httpRequest(url: string, opts: HttpOptions): Promise<RpcReply> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const body = opts.body ?? "";
-    const req = request(
+    const send = u.protocol === "https:" ? httpsRequest : request;
+    const req = send(
       {
+        ...(opts.ca ? { ca: opts.ca } : {}),
         host: u.hostname,
         port: Number(u.port),
         path: opts.path,
@@ -264,6 +271,7 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
           KWC_TLS_KEY: cert.keyFile,
         }
       : {}),
+    ...(opts.httpTls ? { KWC_HTTP_TLS: true as const } : {}),
     ...opts.defines,
   };
   // -DD: the creator stays in the foreground (its pid is the main pid), -E: log to stderr
@@ -275,8 +283,11 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     KWC_RPC_TOKEN: rpcToken,
     ...(opts.rpcTokenNext ? { KWC_RPC_TOKEN_NEXT: opts.rpcTokenNext } : {}),
   };
-  const rpcUrl = `http://${listenIp}:${rpcPort}/RPC`;
-  const statusUrl = `http://${listenIp}:${rpcPort}/kwc/status`;
+  if (opts.httpTls && !cert) throw new Error("httpTls needs tls (the listener's certificate)");
+  const scheme = opts.httpTls ? "https" : "http";
+  const rpcUrl = `${scheme}://${listenIp}:${rpcPort}/RPC`;
+  const statusUrl = `${scheme}://${listenIp}:${rpcPort}/kwc/status`;
+  const ca = opts.httpTls && cert ? { ca: cert.certPem } : {};
   let child: ChildProcess | undefined;
   let bootId = "";
 
@@ -301,16 +312,17 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     engine: opts.db.engine,
     rpc: (method, params) =>
       httpRequest(rpcUrl, {
+        ...ca,
         path: "/RPC",
         headers: auth,
         body: JSON.stringify({ jsonrpc: "2.0", method, id: 1, ...(params ? { params } : {}) }),
       }),
     async status() {
-      const r = await httpRequest(statusUrl, { path: "/kwc/status", headers: auth });
+      const r = await httpRequest(statusUrl, { ...ca, path: "/kwc/status", headers: auth });
       if (r.status !== 200) throw new Error(`status answered ${r.status}: ${JSON.stringify(r.body)}`);
       return r.body;
     },
-    http: (h) => httpRequest(rpcUrl, h),
+    http: (h) => httpRequest(rpcUrl, { ...ca, ...h }),
     log: () => {
       try {
         return readFileSync(logFile, "utf8");

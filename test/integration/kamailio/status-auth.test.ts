@@ -5,7 +5,7 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BootIdSchema } from "../../../lambdas/core/contract.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
-import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
+import { httpRequest, type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 
 let pgDb: TestDb;
 let myDb: TestDb;
@@ -230,5 +230,32 @@ describe("kwc's listener handles no SIP", () => {
     // control first: the node's SIP socket answers OPTIONS with 200
     expect(await sipOptions(syncNode.listenIp, syncNode.sipPort, 3000)).toMatch(/^SIP\/2\.0 200/);
     expect(await sipOptions(syncNode.listenIp, syncNode.rpcPort, 1500)).toBe("");
+  });
+});
+
+describe("kwc's listener over TLS (KWC_HTTP_TLS: listen=tls:)", () => {
+  it("serves status and the allow-listed JSON-RPC over HTTPS, verified against the node's certificate; plain HTTP gets nothing", async () => {
+    const node = await startKamailio({
+      nodeId: "status-tls",
+      db: pgDb,
+      listenIp: "127.0.0.6",
+      tls: true,
+      httpTls: true,
+    });
+    try {
+      expect(node.statusUrl).toMatch(/^https:/);
+      expect(await node.status()).toMatchObject({ node: "status-tls", subsDbMode: 3 });
+      expect((await node.rpc("core.tcp_list")).status).toBe(200);
+      expect((await node.rpc("core.version")).status).toBe(403);
+      // control: the same listener does not answer plain HTTP
+      await expect(
+        httpRequest(node.statusUrl.replace("https:", "http:"), {
+          path: "/kwc/status",
+          headers: { authorization: `Bearer ${node.rpcToken}` },
+        }),
+      ).rejects.toThrow();
+    } finally {
+      await node.stop();
+    }
   });
 });
