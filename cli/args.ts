@@ -66,7 +66,8 @@ ${optionLines().join("\n")}
 
   Local runs reach the database through the RDS Data API (AWS_ENDPOINT_URL_RDS_DATA for a local
   one) and each node's JSON-RPC with its token; --remote needs only lambda:InvokeFunction.
-  nodes check and db create-node-table always run locally.
+  nodes check and db create-node-table always run locally. db check connects to the database
+  directly: --database-url, else DATABASE_URL, PG* or MYSQL_* (as npm start does).
 
 Exit codes:
   0  done, nothing left to do (or, without --dry-run, everything stale was deleted)

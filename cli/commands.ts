@@ -48,6 +48,12 @@ export const OPTIONS = {
   remote: { type: "boolean", help: "invoke the deployed cleanup Lambda instead of running here" },
   function: { type: "string", value: "NAME", help: "its function name or ARN (env KWC_CLEANUP_FUNCTION)" },
   "no-progress": { type: "boolean", help: "no progress bar on stderr" },
+  "database-url": {
+    type: "string",
+    value: "URL",
+    help: "db check: postgres://… or mysql://… (else DATABASE_URL, PG*, MYSQL_*)",
+  },
+  table: { type: "string", value: "T1,T2", help: "db check: the watchers tables (default active_watchers)" },
   help: { type: "boolean", short: "h", help: "this text (kwc VERB --help: that verb's)" },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -72,7 +78,8 @@ export type Command =
       global: GlobalOptions;
     }
   | { kind: "nodes-check"; node?: string; global: GlobalOptions }
-  | { kind: "create-node-table"; node: string; dryRun: boolean; global: GlobalOptions };
+  | { kind: "create-node-table"; node: string; dryRun: boolean; global: GlobalOptions }
+  | { kind: "db-check"; databaseUrl?: string; tables: string[]; global: GlobalOptions };
 
 export interface VerbInput {
   values: Values;
@@ -233,5 +240,17 @@ export const COMMANDS: readonly VerbSpec[] = [
       dryRun: flag(v, "dry-run"),
       global,
     }),
+  },
+  {
+    words: ["db", "check"],
+    usage: [
+      ["db check [--database-url URL] [--table T1,T2]", "runtime and setup privileges of these credentials"],
+    ],
+    options: ["database-url", "table", "json"],
+    build: ({ values: v, global }) => {
+      const url = str(v, "database-url");
+      const tables = (str(v, "table") ?? "").split(",").filter(Boolean);
+      return { kind: "db-check", ...(url ? { databaseUrl: url } : {}), tables, global };
+    },
   },
 ];

@@ -18,6 +18,8 @@ import {
   runRequest,
   sweepPorts,
 } from "../lambdas/handlers/functions.ts";
+import { describeTarget, resolveDbTarget } from "../local/database.ts";
+import { checkDbPrivileges, renderDbCheck } from "../local/db-check.ts";
 import { type Command, EXIT, type GlobalOptions, helpFor, parseCommandLine, UsageError } from "./args.ts";
 import { exitCodeOf, progressBar, renderReport, table } from "./output.ts";
 
@@ -153,6 +155,17 @@ async function runCreateNodeTable(
   return EXIT.ok;
 }
 
+/** `kwc db check`: local/db-check.ts, with the credentials given; exit 1 when a runtime privilege is missing. */
+async function runDbCheck(command: Extract<Command, { kind: "db-check" }>, io: Io): Promise<number> {
+  const target = resolveDbTarget(command.databaseUrl, io.env);
+  if (!target) throw new UsageError("db check needs --database-url (or DATABASE_URL, PG*, MYSQL_*)");
+  const report = await checkDbPrivileges(target, command.tables);
+  io.out(
+    command.global.json ? JSON.stringify(report, null, 2) : renderDbCheck(report, describeTarget(target)),
+  );
+  return report.runtimeOk ? EXIT.ok : EXIT.error;
+}
+
 /** One runner per Command kind (cli/commands.ts): tsc refuses a kind without one. */
 const RUNNERS: {
   [K in Command["kind"]]: (command: Extract<Command, { kind: K }>, io: Io) => Promise<number>;
@@ -164,6 +177,7 @@ const RUNNERS: {
   cleanup: runCleanupCommand,
   "nodes-check": runNodesCheck,
   "create-node-table": runCreateNodeTable,
+  "db-check": runDbCheck,
 };
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {

@@ -31,11 +31,23 @@ describe("kwc argument parsing: each verb takes exactly the options of its table
     }
   });
 
+  it("builds db check with its own options only", () => {
+    expect(parse("db check --database-url mysql://u@h/d --table a,b --json")).toMatchObject({
+      kind: "db-check",
+      databaseUrl: "mysql://u@h/d",
+      tables: ["a", "b"],
+    });
+    expect(() => parse("db check --node x")).toThrow(/db check does not take --node/);
+  });
+
   it("refuses what it does not know at all, and options without their value", () => {
     refused("reconcile --bogus", /Unknown option '--bogus'/);
     refused("clean --node", /--node <value>' argument missing/);
     refused("frobnicate", /unknown command "frobnicate"/);
-    refused("db frob", /unknown command "db frob" \(try: kwc db create-node-table <node>\)/);
+    refused(
+      "db frob",
+      /unknown command "db frob" \(try: kwc db create-node-table <node> \| kwc db check \[--database-url URL\] \[--table T1,T2\]\)/,
+    );
   });
 
   it("answers --help with the verb's own help", () => {
