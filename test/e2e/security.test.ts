@@ -154,7 +154,7 @@ describe("secrets", () => {
       for (const line of text
         .split("\n")
         .filter((l) => /KWC_(INGEST_KEY|RPC_TOKEN)/.test(l) && !/^\s*#/.test(l)))
-        expect(line).toMatch(/\$env\(KWC_(INGEST_KEY|RPC_TOKEN)\)/);
+        expect(line).toMatch(/\$env\(KWC_(INGEST_KEY|RPC_TOKEN|RPC_TOKEN_NEXT)\)/);
     }
     for (const kamailio of stack.kamailios) {
       const cmdline = readFileSync(`/proc/${kamailio.pid}/cmdline`, "utf8").replaceAll("\0", " ");
