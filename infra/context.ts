@@ -1,6 +1,7 @@
 import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, type AppProps, Duration, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
+import { BATCHING_WINDOW_CONTEXT_KEY } from "./event-source-settings.ts";
 import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "./stack.ts";
 
 /**
@@ -40,6 +41,10 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
     const value = num(read, key);
     return value === undefined ? undefined : Duration.minutes(value);
   };
+  const seconds = (key: string) => {
+    const value = num(read, key);
+    return value === undefined ? undefined : Duration.seconds(value);
+  };
   return {
     env: account || region ? { account, region } : undefined,
     description: "kamailio-watcher-cleanup: removes stale Kamailio presence watchers",
@@ -76,7 +81,11 @@ export function stackPropsFromContext(read: ContextReader): KamailioWatcherClean
       ingestKeysSecretArn: text(read, "ingestKeysSecretArn"),
     },
     queue: { maxReceiveCount: num(read, "maxReceiveCount") },
-    worker: { maxConcurrency: num(read, "workerMaxConcurrency"), batchSize: num(read, "workerBatchSize") },
+    worker: {
+      maxConcurrency: num(read, "workerMaxConcurrency"),
+      batchSize: num(read, "workerBatchSize"),
+      maxBatchingWindow: seconds(BATCHING_WINDOW_CONTEXT_KEY),
+    },
     reconcileRate: minutes("reconcileRateMinutes"),
     fleet: { path: text(read, "fleetConfigPath") },
     monitoring: { alarmEmail: text(read, "alarmEmail"), alarmTopic: bool(read, "alarmTopic") },

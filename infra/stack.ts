@@ -1,9 +1,13 @@
 import { fileURLToPath } from "node:url";
-import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, type Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import { acknowledge } from "./constructs/acknowledge.ts";
-import { CleanupWorker, validateCleanupWorkerProps } from "./constructs/cleanup-worker.ts";
+import {
+  CleanupWorker,
+  defaultTimeout as defaultWorkerTimeout,
+  validateCleanupWorkerProps,
+} from "./constructs/cleanup-worker.ts";
 import {
   type CreatedDatabaseProps,
   Database,
@@ -49,7 +53,7 @@ export interface KamailioWatcherCleanupStackProps extends StackProps {
     readonly deadLetterRetentionPeriod?: Duration;
     readonly maxMessageSizeBytes?: number;
   };
-  /** @default { timeout: 30 s, memorySize: 512, batchSize: 10, maxBatchingWindow: 2 s, maxConcurrency: 2 } */
+  /** @default { memorySize: 512, and WORKER_EVENT_SOURCE (infra/event-source-settings.ts): timeout 30 s, batchSize 10, no batching window, maxConcurrency 2 } */
   readonly worker?: {
     readonly timeout?: Duration;
     readonly memorySize?: number;
@@ -91,7 +95,7 @@ export function validateStackProps(props: KamailioWatcherCleanupStackProps): rea
   problems.add(validateDatabaseProps(database));
   problems.add(validateNetworkProps(network));
   problems.add(
-    validateEventQueueProps({ ...props.queue, consumerTimeout: worker.timeout ?? Duration.seconds(30) }),
+    validateEventQueueProps({ ...props.queue, consumerTimeout: worker.timeout ?? defaultWorkerTimeout() }),
   );
   problems.add(validateCleanupWorkerProps(worker));
   problems.add(validateReconcilerProps({ rate: props.reconcileRate, timeout: props.reconcileTimeout }));
@@ -139,7 +143,7 @@ export class KamailioWatcherCleanupStack extends Stack {
 
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const metricsNamespace = props.metricsNamespace ?? "KamailioWatcherCleanup";
-    const workerTimeout = props.worker?.timeout ?? Duration.seconds(30);
+    const workerTimeout = props.worker?.timeout ?? defaultWorkerTimeout();
     const entry = (name: HandlerName) => props.handlerEntries?.[name] ?? handlerEntry(name);
 
     this.network = new Network(this, "Network", { logRetention, ...props.network });

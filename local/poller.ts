@@ -17,6 +17,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { WORKER_EVENT_SOURCE } from "../infra/event-source-settings.ts";
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
@@ -69,11 +70,11 @@ export interface Poller {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function startSqsPoller(options: PollerOptions): Poller {
-  const batchSize = options.batchSize ?? 10;
-  const batchingWindowMs = options.batchingWindowMs ?? 0;
+  const batchSize = options.batchSize ?? WORKER_EVENT_SOURCE.batchSize;
+  const batchingWindowMs = options.batchingWindowMs ?? WORKER_EVENT_SOURCE.maxBatchingWindowSeconds * 1000;
   const waitTimeSeconds = Math.min(20, Math.max(1, options.waitTimeSeconds ?? 20));
-  const concurrency = Math.max(1, options.concurrency ?? 2);
-  const functionTimeoutMs = options.functionTimeoutMs ?? 30_000;
+  const concurrency = Math.max(1, options.concurrency ?? WORKER_EVENT_SOURCE.maxConcurrency);
+  const functionTimeoutMs = options.functionTimeoutMs ?? WORKER_EVENT_SOURCE.functionTimeoutSeconds * 1000;
   const functionName = options.functionName ?? "kwc-worker";
   const region = options.region ?? "us-east-1";
   const log = options.log ?? (() => {});

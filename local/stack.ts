@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SQSEvent } from "aws-lambda";
+import { visibilityTimeoutSeconds, WORKER_EVENT_SOURCE } from "../infra/event-source-settings.ts";
 import { parseMessage } from "../lambdas/core/parse.ts";
 import type { Telemetry } from "../lambdas/core/ports.ts";
 import {
@@ -75,6 +76,7 @@ export interface LocalStackOptions {
   contactStyle?: "nated" | "alias";
   /** Loopback addresses for the nodes (default 127.0.0.1, 127.0.0.2). */
   listenIps?: string[];
+  /** Event-source settings: unset, they are the deployed ones (infra/event-source-settings.ts). */
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
   batchSize?: number;
@@ -219,8 +221,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     writeFileSync(tokenFile, `${rpcToken}\n`, { mode: 0o600 });
     chmodSync(tokenFile, 0o600);
 
+    const deployed = WORKER_EVENT_SOURCE;
+    const visibilitySeconds =
+      options.visibilityTimeoutSeconds ?? visibilityTimeoutSeconds(deployed.functionTimeoutSeconds);
     const sqs = await startLocalSqs({
-      visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+      visibilityTimeoutSeconds: visibilitySeconds,
       maxReceiveCount: options.maxReceiveCount ?? 5,
     });
     cleanups.push(() => sqs.stop());
@@ -362,11 +367,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           countIncoming(event);
           return worker(event);
         },
-        batchSize: options.batchSize ?? 10,
-        batchingWindowMs: options.batchingWindowMs ?? 0,
+        batchSize: options.batchSize ?? deployed.batchSize,
+        batchingWindowMs: options.batchingWindowMs ?? deployed.maxBatchingWindowSeconds * 1000,
         waitTimeSeconds: options.waitTimeSeconds ?? 1,
-        concurrency: options.concurrency ?? 2,
-        functionTimeoutMs: Math.max(1000, ((options.visibilityTimeoutSeconds ?? 30) * 1000) / 6),
+        concurrency: options.concurrency ?? deployed.maxConcurrency,
+        // The function timeout the visibility timeout was derived from (Lambda's 6× rule).
+        functionTimeoutMs: Math.max(1000, (visibilitySeconds * 1000) / 6),
         functionName: "kwc-worker",
         log,
       });

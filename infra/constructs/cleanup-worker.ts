@@ -2,23 +2,32 @@ import { Duration } from "aws-cdk-lib";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sources from "aws-cdk-lib/aws-lambda-event-sources";
 import { Construct } from "constructs";
+import { VISIBILITY_TO_TIMEOUT_FACTOR, WORKER_EVENT_SOURCE } from "../event-source-settings.ts";
 import type { EventQueue } from "./event-queue.ts";
-import { VISIBILITY_TO_TIMEOUT_FACTOR } from "./event-queue.ts";
 import { type FleetFunctionProps, fleetFunction, type ServiceFunction } from "./service-function.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
 export interface CleanupWorkerProps extends FleetFunctionProps {
   readonly events: EventQueue;
-  /** Must match the timeout the queue's visibility timeout was derived from. @default Duration.seconds(30) */
+  /** Must match the timeout the queue's visibility timeout was derived from. @default WORKER_EVENT_SOURCE.functionTimeoutSeconds (30 s) */
   readonly timeout?: Duration;
   /** @default 512 */
   readonly memorySize?: number;
-  /** Messages (envelopes) per invocation. @default 10 */
+  /** Messages (envelopes) per invocation. @default WORKER_EVENT_SOURCE.batchSize (10) */
   readonly batchSize?: number;
-  /** How long Lambda gathers a batch; lets a mass disconnect share Data API calls. @default Duration.seconds(2) */
+  /**
+   * How long Lambda gathers a batch. A window lets a mass disconnect share Data API calls, but a
+   * lone event waits all of it (docs/deploy.md has the trade-off).
+   * @default WORKER_EVENT_SOURCE.maxBatchingWindowSeconds (0: none)
+   */
   readonly maxBatchingWindow?: Duration;
-  /** Concurrent invocations (2-1000): protects Kamailio's JSON-RPC and the database. @default 2 */
+  /** Concurrent invocations (2-1000): protects Kamailio's JSON-RPC and the database. @default WORKER_EVENT_SOURCE.maxConcurrency (2) */
   readonly maxConcurrency?: number;
+}
+
+/** The worker's timeout when none is given. */
+export function defaultTimeout(): Duration {
+  return Duration.seconds(WORKER_EVENT_SOURCE.functionTimeoutSeconds);
 }
 
 export function validateCleanupWorkerProps(
@@ -29,7 +38,7 @@ export function validateCleanupWorkerProps(
   queueVisibilityTimeout?: Duration,
 ): readonly string[] {
   const problems = new ProblemList();
-  const timeout = (props.timeout ?? Duration.seconds(30)).toSeconds();
+  const timeout = (props.timeout ?? defaultTimeout()).toSeconds();
   problems.require(isWholeNumberIn(timeout, 10, 900), `worker timeout must be 10-900 s (got ${timeout})`);
   if (queueVisibilityTimeout) {
     problems.require(
@@ -37,14 +46,16 @@ export function validateCleanupWorkerProps(
       `the queue's visibility timeout (${queueVisibilityTimeout.toSeconds()} s) must be at least ${VISIBILITY_TO_TIMEOUT_FACTOR}× the worker timeout (${timeout} s)`,
     );
   }
-  const batchSize = props.batchSize ?? 10;
-  const window = (props.maxBatchingWindow ?? Duration.seconds(2)).toSeconds();
+  const batchSize = props.batchSize ?? WORKER_EVENT_SOURCE.batchSize;
+  const window = (
+    props.maxBatchingWindow ?? Duration.seconds(WORKER_EVENT_SOURCE.maxBatchingWindowSeconds)
+  ).toSeconds();
   problems.require(isWholeNumberIn(window, 0, 300), `maxBatchingWindow must be 0-300 s (got ${window})`);
   problems.require(
     isWholeNumberIn(batchSize, 1, window > 0 ? 10_000 : 10),
     `batchSize must be 1-10, or up to 10000 with a batching window (got ${batchSize})`,
   );
-  const concurrency = props.maxConcurrency ?? 2;
+  const concurrency = props.maxConcurrency ?? WORKER_EVENT_SOURCE.maxConcurrency;
   problems.require(
     isWholeNumberIn(concurrency, 2, 1000),
     `maxConcurrency must be 2-1000 (got ${concurrency})`,
@@ -74,7 +85,7 @@ export class CleanupWorker extends Construct {
     this.serviceFunction = fleetFunction(this, "Worker", {
       ...props,
       description: "kamailio-watcher-cleanup: cleans stale watchers on Kamailio events",
-      timeout: props.timeout ?? Duration.seconds(30),
+      timeout: props.timeout ?? defaultTimeout(),
       environment: {
         KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl,
         // refresh.requested follow-ups when a refresh after deletions hits a transient fault.
@@ -83,11 +94,13 @@ export class CleanupWorker extends Construct {
     });
     const fn = this.serviceFunction.function;
     this.function = fn;
+    // No window (the default) leaves MaximumBatchingWindowInSeconds out of the template.
+    const window = props.maxBatchingWindow ?? Duration.seconds(WORKER_EVENT_SOURCE.maxBatchingWindowSeconds);
     this.eventSource = new sources.SqsEventSource(props.events.queue, {
-      batchSize: props.batchSize ?? 10,
-      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(2),
+      batchSize: props.batchSize ?? WORKER_EVENT_SOURCE.batchSize,
+      ...(window.toSeconds() > 0 && { maxBatchingWindow: window }),
       reportBatchItemFailures: true,
-      maxConcurrency: props.maxConcurrency ?? 2,
+      maxConcurrency: props.maxConcurrency ?? WORKER_EVENT_SOURCE.maxConcurrency,
     });
     fn.addEventSource(this.eventSource);
     props.events.deadLetterQueue.grantSendMessages(fn);

@@ -2,12 +2,11 @@ import { Duration } from "aws-cdk-lib";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { ENVELOPE_MAX_BYTES } from "../../lambdas/core/contract.ts";
+import { VISIBILITY_TO_TIMEOUT_FACTOR, visibilityTimeoutSeconds } from "../event-source-settings.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
 /** SQS's own ceiling for one message. */
 export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
-/** Lambda asks for a visibility timeout of at least six times the function timeout. */
-export const VISIBILITY_TO_TIMEOUT_FACTOR = 6;
 
 export interface EventQueueProps {
   /** Timeout of the function consuming the queue; the visibility timeout is derived from it. */
@@ -52,7 +51,7 @@ export function validateEventQueueProps(props: EventQueueProps): readonly string
     isWholeNumberIn(maxBytes, ENVELOPE_MAX_BYTES, SQS_MAX_MESSAGE_BYTES),
     `maxMessageSizeBytes must be from ENVELOPE_MAX_BYTES (${ENVELOPE_MAX_BYTES}) to ${SQS_MAX_MESSAGE_BYTES} (got ${maxBytes})`,
   );
-  const visibility = props.consumerTimeout.toSeconds() * VISIBILITY_TO_TIMEOUT_FACTOR;
+  const visibility = visibilityTimeoutSeconds(props.consumerTimeout.toSeconds());
   problems.require(
     visibility <= 43_200,
     `consumer timeout ×${VISIBILITY_TO_TIMEOUT_FACTOR} (${visibility} s) exceeds SQS's 12 h visibility limit`,
@@ -79,9 +78,7 @@ export class EventQueue extends Construct {
 
     this.maxReceiveCount = props.maxReceiveCount ?? 5;
     this.maxMessageSizeBytes = props.maxMessageSizeBytes ?? 262_144;
-    this.visibilityTimeout = Duration.seconds(
-      props.consumerTimeout.toSeconds() * VISIBILITY_TO_TIMEOUT_FACTOR,
-    );
+    this.visibilityTimeout = Duration.seconds(visibilityTimeoutSeconds(props.consumerTimeout.toSeconds()));
     this.deadLetterQueue = new sqs.Queue(this, "DeadLetterQueue", {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,

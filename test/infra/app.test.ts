@@ -64,10 +64,12 @@ describe("app from context (in-process synth)", () => {
     const template = synthFromContext({
       maxReceiveCount: "7",
       workerMaxConcurrency: "4",
+      workerBatchingWindowSeconds: "2",
       alarmEmail: "ops@example.org",
     });
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       ScalingConfig: { MaximumConcurrency: 4 },
+      MaximumBatchingWindowInSeconds: 2,
     });
     template.resourceCountIs("AWS::SNS::Topic", 1);
   });

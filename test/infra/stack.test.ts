@@ -1,6 +1,7 @@
 import { Duration } from "aws-cdk-lib";
 import { Match } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
+import { visibilityTimeoutSeconds, WORKER_EVENT_SOURCE } from "../../infra/event-source-settings.ts";
 import type { KamailioWatcherCleanupStack } from "../../infra/stack.ts";
 import { ENVELOPE_MAX_BYTES } from "../../lambdas/core/contract.ts";
 import {
@@ -81,14 +82,18 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     }
   });
 
-  it("maps the events queue to the worker with partial batch responses, batching and a concurrency cap", () => {
+  it("maps the events queue to the worker with the shared event-source settings: partial batch responses, no batching window, a concurrency cap", () => {
     built.template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       EventSourceArn: stack.resolve(stack.events.queue.queueArn),
       FunctionName: stack.resolve(stack.worker.serviceFunction.function.functionName),
       FunctionResponseTypes: ["ReportBatchItemFailures"],
-      BatchSize: 10,
-      MaximumBatchingWindowInSeconds: 2,
-      ScalingConfig: { MaximumConcurrency: 2 },
+      BatchSize: WORKER_EVENT_SOURCE.batchSize,
+      MaximumBatchingWindowInSeconds: Match.absent(),
+      ScalingConfig: { MaximumConcurrency: WORKER_EVENT_SOURCE.maxConcurrency },
+    });
+    built.template.hasResourceProperties("AWS::SQS::Queue", {
+      RedrivePolicy: Match.anyValue(),
+      VisibilityTimeout: visibilityTimeoutSeconds(WORKER_EVENT_SOURCE.functionTimeoutSeconds),
     });
   });
 
