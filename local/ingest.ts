@@ -23,6 +23,7 @@ import type { AddressInfo } from "node:net";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { createIngestKeyChecker, INGEST_KEY_HEADER, type IngestKeys } from "../lambdas/core/ingest-auth.ts";
 import { INGEST_NODE_ATTRIBUTE } from "../lambdas/core/ingest-identity.ts";
+import { mark } from "./trace.ts";
 
 export interface IngestOptions {
   client: SQSClient;
@@ -56,6 +57,13 @@ export interface IngestServer {
    * and re-queues its envelopes, then drops them after its retries; the reconciler catches up).
    */
   setAvailable(up: boolean): void;
+  /**
+   * For the latency bench's baselines only: accepted bodies go to `sink` (answered 200 first)
+   * instead of SQS; `undefined` restores the queue. The deployed ingest has no such switch.
+   */
+  divertTo(sink: ((body: string, node: string) => Promise<void>) | undefined): void;
+  /** Calls `watcher` with each accepted body (queued or diverted); returns the unsubscribe. */
+  onAccepted(watcher: (body: string) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -99,6 +107,12 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
   };
   let available = true;
   const nodeForKey = createIngestKeyChecker({ loadKeys: async () => options.keys, ttlMs: 0 });
+  let divert: ((body: string, node: string) => Promise<void>) | undefined;
+  const watchers = new Set<(body: string) => void>();
+  const accepted = (body: string) => {
+    stats.accepted++;
+    for (const watcher of watchers) watcher(body);
+  };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "").split("?")[0];
@@ -140,6 +154,12 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
       stats.tooLarge++;
       return reply(res, 413, { message: "Request Entity Too Large" });
     }
+    mark("ingest received");
+    if (divert) {
+      accepted(body.toString("utf8"));
+      reply(res, 200, { MessageId: "diverted" });
+      return divert(body.toString("utf8"), node);
+    }
     try {
       const out = await options.client.send(
         new SendMessageCommand({
@@ -148,7 +168,8 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
           MessageAttributes: { [INGEST_NODE_ATTRIBUTE]: { DataType: "String", StringValue: node } },
         }),
       );
-      stats.accepted++;
+      accepted(body.toString("utf8"));
+      mark("ingest queued");
       return reply(res, 200, { MessageId: out.MessageId, MD5OfMessageBody: out.MD5OfMessageBody });
     } catch (error) {
       // SQS refused (empty body, invalid characters) or is unreachable: nothing was queued.
@@ -177,6 +198,13 @@ export async function startIngestServer(options: IngestOptions): Promise<IngestS
     stats,
     setAvailable(up) {
       available = up;
+    },
+    divertTo(sink) {
+      divert = sink;
+    },
+    onAccepted(watcher) {
+      watchers.add(watcher);
+      return () => watchers.delete(watcher);
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -10,9 +10,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
+import { TRACE_ENABLED } from "./trace.ts";
 
 export const KAMAILIO_BIN = process.env.KWC_KAMAILIO_BIN ?? "/usr/sbin/kamailio";
-export const EXAMPLE_CFG = resolve(import.meta.dirname, "../kamailio/kamailio.cfg");
+/** The shipped example cfg; KWC_KAMAILIO_CFG runs another (e.g. an older release's, to compare). */
+export const EXAMPLE_CFG =
+  process.env.KWC_KAMAILIO_CFG ?? resolve(import.meta.dirname, "../kamailio/kamailio.cfg");
 
 export interface LocalKamailioOptions {
   nodeId: string;
@@ -105,6 +108,8 @@ export async function startLocalKamailio(options: LocalKamailioOptions): Promise
   if (options.engine === "mysql") defines.push("KWC_WITH_MYSQL");
   if (options.contactStyle === "alias") defines.push("KWC_CONTACT_ALIAS");
   if (options.testTimers ?? true) defines.push("KWC_TEST_TIMERS");
+  // The cfg's trace lines (enqueue, POST) when the pipeline trace is on (local/trace.ts).
+  if (TRACE_ENABLED) defines.push("KWC_TRACE");
   const args = ["-f", EXAMPLE_CFG, "-DD", "-E", "-m", "64", "-M", "8", "-Y", runDir];
   for (const d of defines) args.push("-A", d);
 

@@ -18,6 +18,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { WORKER_EVENT_SOURCE } from "../infra/event-source-settings.ts";
+import { mark } from "./trace.ts";
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
@@ -102,6 +103,7 @@ export function startSqsPoller(options: PollerOptions): Poller {
       );
       const messages = out.Messages ?? [];
       stats.received += messages.length;
+      if (messages.length > 0) mark("poll received", String(messages.length));
       return messages;
     } catch (error) {
       if (stopping.signal.aborted) return [];
@@ -202,11 +204,13 @@ export function startSqsPoller(options: PollerOptions): Poller {
     const records = messages.map((m) => toRecord(m, options.queueArn, region));
     stats.invocations++;
     let outcome: Set<string> | string;
+    mark("worker invoked", String(records.length));
     try {
       outcome = failedIds(records, await invoke({ Records: records }));
     } catch (error) {
       outcome = (error as Error).message || String(error);
     }
+    mark("worker returned");
     let result: InvocationResult;
     if (typeof outcome === "string") {
       stats.failedInvocations++;
@@ -259,7 +263,7 @@ export function startSqsPoller(options: PollerOptions): Poller {
 }
 
 /** An SQS message as Lambda hands it to the function. */
-function toRecord(message: Message, queueArn: string, region: string): SQSRecord {
+export function toRecord(message: Message, queueArn: string, region: string): SQSRecord {
   const attributes = message.Attributes ?? {};
   const messageAttributes: SQSRecord["messageAttributes"] = {};
   for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {

@@ -5,6 +5,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { z } from "zod";
+import { mark } from "../trace.ts";
 import type { DbTls, Engine, Session } from "./engines/engine.ts";
 import { MysqlEngine } from "./engines/mysql.ts";
 import { PostgresEngine } from "./engines/postgres.ts";
@@ -405,8 +406,11 @@ export async function startDataApiServer(options: DataApiServerOptions): Promise
     }
     if (fault) return sendError(res, injected(fault));
     const started = Date.now();
+    const statement = sql?.trim().split(/\s+/, 1)[0]?.toUpperCase() ?? operation;
+    mark("data api call", statement);
     try {
       const payload = stringifyExact(await (handlers[operation] as (b: unknown) => Promise<unknown>)(body));
+      mark("data api answered", statement);
       if (Buffer.byteLength(payload) > maxResponseBytes) {
         throw new DataApiError(
           "UnsupportedResultException",

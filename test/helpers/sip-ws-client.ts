@@ -32,6 +32,7 @@ export interface Notify {
   /** The notifier's tag (From tag of the NOTIFY) and ours (To tag). */
   fromTag: string;
   toTag: string;
+  /** When the message arrived on the socket: wall-clock ms with sub-ms precision. */
   receivedAt: number;
   /** The code we answered with, or "ignore". */
   answered: number | "ignore";
@@ -160,6 +161,7 @@ export class SipWsClient {
   private readonly viaHost = `${token(6)}.invalid`;
   private readonly pending = new Map<string, Pending>();
   private notifyAnswer: number | "ignore" = 200;
+  private readonly notifyListeners = new Set<(n: Notify) => void>();
   private dead = false;
   /** "ws" or "wss", from the URL: written in Via (the Contact says transport=ws either way, as JsSIP and SIP.js do). */
   readonly transport: "ws" | "wss";
@@ -321,6 +323,12 @@ export class SipWsClient {
     return waitForItem(this.notifies, pred, timeoutMs, `a NOTIFY to ${this.user}`);
   }
 
+  /** Calls `listener` on each NOTIFY as it arrives (no polling); returns the unsubscribe. */
+  onNotify(listener: (n: Notify) => void): () => void {
+    this.notifyListeners.add(listener);
+    return () => this.notifyListeners.delete(listener);
+  }
+
   /** NOTIFYs received for one subscription. */
   notifiesFor(sub: Subscription): Notify[] {
     return this.notifies.filter((n) => n.callId === sub.callId);
@@ -428,7 +436,7 @@ export class SipWsClient {
     }
     if (msg.method === "NOTIFY") {
       const answer = this.notifyAnswer;
-      this.notifies.push({
+      const notify: Notify = {
         callId: header(msg, "call-id") ?? "",
         event: (header(msg, "event") ?? "").split(";")[0]?.trim() ?? "",
         subscriptionState: header(msg, "subscription-state") ?? "",
@@ -436,9 +444,11 @@ export class SipWsClient {
         cseq: Number.parseInt(header(msg, "cseq") ?? "0", 10),
         fromTag: tagOf(header(msg, "from") ?? ""),
         toTag: tagOf(header(msg, "to") ?? ""),
-        receivedAt: Date.now(),
+        receivedAt: performance.timeOrigin + performance.now(),
         answered: answer,
-      });
+      };
+      this.notifies.push(notify);
+      for (const listener of this.notifyListeners) listener(notify);
       if (answer !== "ignore") this.reply(msg, answer);
       return;
     }
