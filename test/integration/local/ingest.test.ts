@@ -138,4 +138,27 @@ describe("local ingest", () => {
       downClient.destroy();
     }
   });
+
+  it("tells watchers of each accepted body, and the bench's divert takes bodies instead of the queue until cleared", async () => {
+    const seen: string[] = [];
+    const off = ingest.onAccepted((body) => seen.push(body));
+    const diverted: string[] = [];
+    ingest.divertTo(async (body) => {
+      diverted.push(body);
+    });
+    try {
+      expect((await post('{"v":1,"n":1}', { "x-kwc-key": KEY })).status).toBe(200);
+      expect(diverted).toEqual(['{"v":1,"n":1}']);
+      expect(await drain()).toEqual([]);
+    } finally {
+      ingest.divertTo(undefined);
+    }
+    // control: cleared, the body goes to the queue again
+    expect((await post('{"v":1,"n":2}', { "x-kwc-key": KEY })).status).toBe(200);
+    expect(await drain()).toEqual(['{"v":1,"n":2}']);
+    off();
+    expect((await post('{"v":1,"n":3}', { "x-kwc-key": KEY })).status).toBe(200);
+    await drain();
+    expect(seen).toEqual(['{"v":1,"n":1}', '{"v":1,"n":2}']);
+  });
 });
