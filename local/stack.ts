@@ -76,6 +76,8 @@ export interface LocalStackOptions {
   contactStyle?: "nated" | "alias";
   /** Loopback addresses for the nodes (default 127.0.0.1, 127.0.0.2). */
   listenIps?: string[];
+  /** Kamailio's short test timers (WS keepalive 2 s, fr_timer 1.5 s); default true. */
+  testTimers?: boolean;
   /** Event-source settings: unset, they are the deployed ones (infra/event-source-settings.ts). */
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
@@ -294,6 +296,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             listenIp: options.listenIps?.[i] ?? `127.0.0.${i + 1}`,
             notifierProcesses: options.notifierProcesses ?? 0,
             contactStyle: options.contactStyle ?? "nated",
+            testTimers: options.testTimers ?? true,
           });
           cleanups.push(() => kamailio.stop());
           kamailios.push(kamailio);
