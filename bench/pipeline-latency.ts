@@ -406,7 +406,7 @@ let exitCode = 0;
 try {
   // Idle CPU first: nothing connected but the bench's own clients.
   await sleep(1000);
-  const idleSeconds = 10;
+  const idleSeconds = 20;
   const idleBefore = kamailioCpuSeconds(kamailioPid);
   await sleep(idleSeconds * 1000);
   const idleCpu = (kamailioCpuSeconds(kamailioPid) - idleBefore) / idleSeconds;

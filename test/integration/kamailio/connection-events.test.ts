@@ -113,11 +113,6 @@ describe("connection.closed on Kamailio 5.6.3", () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(50);
     expect(bodies.length).toBeLessThan(count); // batched, not one POST per event
     expect(rx.rejections).toEqual([]);
-    // the closes, reported from the tcp main process, woke the drain (async worker group "kwc");
-    // the non-blocking push never found the task queue full
-    const { counters } = await node.status();
-    expect(counters.wakes).toBeGreaterThan(0);
-    expect(counters.wakeFailures).toBe(0);
     console.log(`mass disconnect: ${count} events in ${bodies.length} envelopes (${sizes.join(" ")})`);
   });
 });
