@@ -28,7 +28,7 @@
  * (kwc_bench_*); needs the project's DB instances (`bash scripts/db.sh start all`).
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -308,6 +308,10 @@ for (let i = 0; i < survivorCount; i++) {
 
 async function runTrial(path: PathId, i: number): Promise<Trial> {
   route(path);
+  // Each trial's PUBLISH is an initial one (a new publication). presence_xml puts every live
+  // publication into each NOTIFY, so keep only the newest: the NOTIFY stays one tuple, as in
+  // the first trial, and never grows toward Kamailio's 64 KiB message buffer.
+  await db.query("DELETE FROM presentity WHERE id < (SELECT max(id) FROM presentity)");
   const tag = `state-${path}-${i}-${randomUUID().slice(0, 8)}`;
   const dying = await SipWsClient.connect(wsUrl, { user: `dying-${path}-${i}` });
   const sub = await dying.subscribe(PRESENTITY, { expires: 3600 });
@@ -434,13 +438,13 @@ try {
   if (TRACE_ENABLED) printTrace(marks, kamailio.logFile);
 } catch (error) {
   console.error(error);
-  const log = kamailio.logFile ? readFileSync(kamailio.logFile, "utf8").split("\n") : [];
-  console.error(
-    log
-      .filter((l) => /websocket|tcp|close|ERROR/i.test(l))
-      .slice(-20)
-      .join("\n"),
-  );
+  for (const c of [publisher, ...survivors])
+    if (c.closedWith) console.error(`${c.user}: WebSocket closed ${JSON.stringify(c.closedWith)}`);
+  if (kamailio.logFile) {
+    const kept = join(tmpdir(), "kwc-bench-failed-kamailio.log");
+    copyFileSync(kamailio.logFile, kept);
+    console.error(`Kamailio's log: ${kept}`);
+  }
   exitCode = 1;
 } finally {
   publisher.close();

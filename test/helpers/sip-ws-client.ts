@@ -161,6 +161,8 @@ export class SipWsClient {
   private readonly viaHost = `${token(6)}.invalid`;
   private readonly pending = new Map<string, Pending>();
   private notifyAnswer: number | "ignore" = 200;
+  /** How the WebSocket ended (close code and reason as `ws` reports them), once it has. */
+  closedWith?: { code: number; reason: string; at: number };
   private readonly notifyListeners = new Set<(n: Notify) => void>();
   private dead = false;
   /** "ws" or "wss", from the URL: written in Via (the Contact says transport=ws either way, as JsSIP and SIP.js do). */
@@ -179,7 +181,10 @@ export class SipWsClient {
     ws.on("message", (data, isBinary) => {
       if (!isBinary) this.onMessage(data.toString());
     });
-    ws.on("close", () => this.failPending("WebSocket closed"));
+    ws.on("close", (code, reason) => {
+      this.closedWith = { code, reason: reason.toString(), at: Date.now() };
+      this.failPending("WebSocket closed");
+    });
     ws.on("error", () => this.failPending("WebSocket error"));
   }
 
