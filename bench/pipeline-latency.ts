@@ -48,7 +48,7 @@ if (values.trace) process.env.KWC_TRACE = "1";
 
 const pg = (await import("pg")).default;
 const { WORKER_EVENT_SOURCE } = await import("../infra/event-source-settings.ts");
-const { lambdaContext } = await import("../local/invoke.ts");
+const { INGEST_NODE_ATTRIBUTE } = await import("../lambdas/core/ingest-identity.ts");
 const { toRecord } = await import("../local/poller.ts");
 const { LOCAL_REGION } = await import("../local/sqs.ts");
 const { startLocalStack } = await import("../local/stack.ts");
@@ -222,11 +222,6 @@ const stack = await startLocalStack({
   batchingWindowMs: windowSeconds * 1000,
   log: () => {},
 });
-const worker = (
-  (await import("../lambdas/handlers/worker.ts")) as {
-    handler: (event: unknown, context: unknown) => Promise<unknown>;
-  }
-).handler;
 const node = stack.nodes[0];
 const kamailio = stack.kamailios[0];
 if (!node?.wsUrl || !kamailio) throw new Error("the local stack started no Kamailio node");
@@ -237,19 +232,21 @@ const kamailioPid = kamailio.pid;
 function route(path: PathId): void {
   if (path === "a") return stack.ingest.divertTo(undefined);
   if (path === "c") return stack.ingest.divertTo(async () => {});
-  stack.ingest.divertTo(async (body) => {
+  stack.ingest.divertTo(async (body, node) => {
+    // The SQS record the queue would have made: same body, same kwc-node attribute.
     const record = toRecord(
       {
         MessageId: randomUUID(),
         ReceiptHandle: "in-process",
         Body: body,
         Attributes: { ApproximateReceiveCount: "1", SentTimestamp: String(Date.now()) },
+        MessageAttributes: { [INGEST_NODE_ATTRIBUTE]: { DataType: "String", StringValue: node } },
       },
       stack.sqs.queueArn,
       LOCAL_REGION,
     );
     try {
-      await worker({ Records: [record] }, lambdaContext("kwc-worker", 30_000, LOCAL_REGION));
+      await stack.worker({ Records: [record] });
     } catch (error) {
       console.error(`in-process worker failed: ${(error as Error).message}`);
     }

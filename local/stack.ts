@@ -132,6 +132,8 @@ export interface LocalStack {
   /** Each node's own ingest key (per-node identity, docs/security.md). */
   ingestKeys: Record<string, string>;
   poller(): Poller | undefined;
+  /** The worker handler the poller invokes (the latency bench also calls it in-process). */
+  worker: (event: SQSEvent) => Promise<unknown>;
   counters: StackCounters;
   /** Stops the worker's poller (events stay in SQS) and starts it again. */
   pauseWorker(): Promise<void>;
@@ -462,6 +464,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ingestKey: ingestKeys[nodes[0]?.id ?? ""] ?? "",
       ingestKeys,
       poller: () => poller,
+      worker,
       counters,
       async pauseWorker() {
         await poller?.stop();
