@@ -230,27 +230,28 @@ const kamailioPid = kamailio.pid;
 
 /** Which path the ingest's POSTs take: the queue, the worker in-process, or nowhere. */
 function route(path: PathId): void {
-  if (path === "a") return stack.ingest.divertTo(undefined);
-  if (path === "c") return stack.ingest.divertTo(async () => {});
-  stack.ingest.divertTo(async (body, node) => {
-    // The SQS record the queue would have made: same body, same kwc-node attribute.
-    const record = toRecord(
-      {
-        MessageId: randomUUID(),
-        ReceiptHandle: "in-process",
-        Body: body,
-        Attributes: { ApproximateReceiveCount: "1", SentTimestamp: String(Date.now()) },
-        MessageAttributes: { [INGEST_NODE_ATTRIBUTE]: { DataType: "String", StringValue: node } },
-      },
-      stack.sqs.queueArn,
-      LOCAL_REGION,
-    );
-    try {
-      await stack.worker({ Records: [record] });
-    } catch (error) {
-      console.error(`in-process worker failed: ${(error as Error).message}`);
-    }
-  });
+  if (path === "a") stack.ingest.divertTo(undefined);
+  else if (path === "c") stack.ingest.divertTo(async () => {});
+  else
+    stack.ingest.divertTo(async (body, node) => {
+      // The SQS record the queue would have made: same body, same kwc-node attribute.
+      const record = toRecord(
+        {
+          MessageId: randomUUID(),
+          ReceiptHandle: "in-process",
+          Body: body,
+          Attributes: { ApproximateReceiveCount: "1", SentTimestamp: String(Date.now()) },
+          MessageAttributes: { [INGEST_NODE_ATTRIBUTE]: { DataType: "String", StringValue: node } },
+        },
+        stack.sqs.queueArn,
+        LOCAL_REGION,
+      );
+      try {
+        await stack.worker({ Records: [record] });
+      } catch (error) {
+        console.error(`in-process worker failed: ${(error as Error).message}`);
+      }
+    });
 }
 
 /** Resolves true when the ingest accepts the connection.closed of this peer port (no polling), false on the hang guard. */
