@@ -304,7 +304,11 @@ for (let i = 0; i < survivorCount; i++) {
   survivors.push(survivor);
 }
 
+/** Where the current trial is, for the stall report. */
+let step = "";
+
 async function runTrial(path: PathId, i: number): Promise<Trial> {
+  step = `${path}-${i}: set-up`;
   route(path);
   // Each trial's PUBLISH is an initial one (a new publication). presence_xml puts every live
   // publication into each NOTIFY, so keep only the newest: the NOTIFY stays one tuple, as in
@@ -312,9 +316,12 @@ async function runTrial(path: PathId, i: number): Promise<Trial> {
   await db.query("DELETE FROM presentity WHERE id < (SELECT max(id) FROM presentity)");
   const tag = `state-${path}-${i}-${randomUUID().slice(0, 8)}`;
   const dying = await SipWsClient.connect(wsUrl, { user: `dying-${path}-${i}` });
+  step = `${path}-${i}: subscribe`;
   const sub = await dying.subscribe(PRESENTITY, { expires: 3600 });
   await nextNotify(dying, (n) => n.callId === sub.callId);
+  step = `${path}-${i}: scan order`;
   if (!(await putFirst(sub.callId))) orderMisses++;
+  step = `${path}-${i}: barrier`;
   // Everything Kamailio sent so far has arrived; then a random moment.
   await Promise.all([publisher, ...survivors].map((c) => c.ping()));
   await sleep(Math.random() * 200);
@@ -323,6 +330,7 @@ async function runTrial(path: PathId, i: number): Promise<Trial> {
   const notified = path === "c" ? [] : survivors.map((s) => nextNotify(s, hasState));
   // (c) reads the survivors' NOTIFYs after a barrier instead (nothing to wait for there).
 
+  step = `${path}-${i}: death`;
   const reported = closeReported(dying.localPort);
   const diedAt = preciseNow();
   await dying.die(DEATH);
@@ -333,6 +341,7 @@ async function runTrial(path: PathId, i: number): Promise<Trial> {
   const status = await publisher.publish(PRESENTITY, { body: pidfBody(PRESENTITY, "open", tag) });
   if (status !== 200) throw new Error(`PUBLISH answered ${status}`);
 
+  step = `${path}-${i}: outcome`;
   if (path === "c") {
     // Kamailio alone: after the PUBLISH's 200 and an OPTIONS round trip per survivor, Kamailio has
     // sent what it was going to send. Its writes from different processes are not ordered on the
@@ -377,6 +386,19 @@ async function runTrial(path: PathId, i: number): Promise<Trial> {
     rowKept: deletedAt === undefined,
     endedAt: preciseNow(),
   };
+}
+
+/** A trial that takes over a minute is stuck somewhere the hang guards do not cover: say where. */
+async function withWatchdog<T>(trial: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`trial stuck for 60 s at ${step}`)), 60_000);
+  });
+  try {
+    return await Promise.race([trial, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Mass disconnect through path (a): POSTs, events per POST, POSTs per second, Kamailio CPU. */
@@ -425,7 +447,8 @@ try {
   const loadStarted = preciseNow();
   const order: PathId[] = ["a", "b", "c"];
   for (let i = 0; i < deathsPerPath; i++) {
-    for (const path of order.sort(() => Math.random() - 0.5)) trials.push(await runTrial(path, i));
+    for (const path of order.sort(() => Math.random() - 0.5))
+      trials.push(await withWatchdog(runTrial(path, i)));
     if ((i + 1) % 25 === 0) console.error(`  … ${i + 1}/${deathsPerPath} deaths per path`);
   }
   const loadedCpu = kamailioCpuSeconds(kamailioPid) - loadedBefore;
