@@ -105,14 +105,74 @@ export function parseEvent(
     : { ok: false, reason: formatIssues(result.error, prefix) };
 }
 
-/** Parses an SQS message body holding one envelope. Never throws. */
+/**
+ * Deepest nesting an envelope may have (the contract needs 4: envelope, events, event, dialog).
+ * Checked on the text before anything recursive (JSON.stringify, zod, String()) sees the value:
+ * a 12 KB body nested 6,000 deep would overflow their stack.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** Deepest `[`/`{` nesting of a JSON text, counted iteratively (strings skipped). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/**
+ * Text SQS accepts in a message body or attribute (#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+ * #x10000-#x10FFFF): every other code unit is written as a `\uXXXX` escape, so a DLQ send never
+ * fails because of what it reports.
+ */
+export function sqsSafeText(text: string): string {
+  return text.replace(
+    /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\uD800-\uDFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Parses an SQS message body holding one envelope. Never throws, whatever the body. */
 export function parseMessage(body: string): ParsedMessage {
+  try {
+    return parseBody(body);
+  } catch (error) {
+    // Unreachable for any input we know of (see the property test); never sink a batch for it.
+    return {
+      events: [],
+      rejections: [{ reason: `(root): unreadable body (${String(error).slice(0, 200)})`, raw: body }],
+    };
+  }
+}
+
+function parseBody(body: string): ParsedMessage {
   if (Buffer.byteLength(body, "utf8") > ENVELOPE_MAX_BYTES) {
     return {
       events: [],
       rejections: [
         {
           reason: `(root): expected at most ${ENVELOPE_MAX_BYTES} bytes, received ${Buffer.byteLength(body)}`,
+          raw: body,
+        },
+      ],
+    };
+  }
+  const depth = jsonDepth(body);
+  if (depth > MAX_JSON_DEPTH) {
+    return {
+      events: [],
+      rejections: [
+        {
+          reason: `(root): expected JSON nested at most ${MAX_JSON_DEPTH} deep, received ${depth}`,
           raw: body,
         },
       ],

@@ -19,6 +19,8 @@ export interface WatcherRow {
   watcherDomain: string;
   socketInfo: string;
   expires: number;
+  /** Bumped by presence with every NOTIFY it sends (the compare guard of notify.failed). */
+  version: number;
 }
 
 /** Where a node's rows live: its own table, restricted to its listeners' socket_info values. */
@@ -38,10 +40,18 @@ export function scopeOf(node: NodeConfig): NodeScope {
   };
 }
 
+/**
+ * A dialog to delete by key: with `version`, only while the row still has it (a re-SUBSCRIBE
+ * bumps it). Selecting by key ignores the version; the guard and the DELETE check it.
+ */
+export interface DialogMatch extends DialogKey {
+  version?: number;
+}
+
 /** What selects rows: contacts naming these peers, or these exact dialog keys, or one presentity. */
 export interface WatcherCriteria {
   peers: Peer[];
-  dialogs: DialogKey[];
+  dialogs: DialogMatch[];
   /** Optional: restrict to rows of these (presentity, event) pairs with these exact contacts (reconcile-once). */
   contacts?: { presentityUri: string; event: string; contacts: string[] };
 }
@@ -128,6 +138,9 @@ export interface FollowUpSink {
   send(events: RefreshRequested[]): Promise<void>;
 }
 
+/** Which path deleted a row. */
+export type DeletedBy = "worker" | "reconciler" | "cleanup" | "kwc";
+
 /** One structured record per deleted row: answers "why did this user's BLF stop?". */
 export interface AuditRecord {
   action: "watcher.deleted";
@@ -135,16 +148,40 @@ export interface AuditRecord {
   table: string;
   rowId: number;
   dialog: DialogKey;
-  watcher: string;
+  /** `sip:<watcher_username>@<watcher_domain>` (absent only if the row vanished before it was read). */
+  watcher?: string;
   presentity: string;
   event: string;
   contact: string;
-  reason: "connection.closed" | "notify.failed" | "reconcile.refresh-failed";
+  /**
+   * connection.closed / notify.failed: the worker, for that event; reconcile.refresh-failed: the
+   * worker's bounded reconcile after a refresh 500; conn-closed / expired / requested: a sweep
+   * (reconciler, on-demand cleanup, kwc), by the report's row reason.
+   */
+  reason:
+    | "connection.closed"
+    | "notify.failed"
+    | "reconcile.refresh-failed"
+    | "conn-closed"
+    | "expired"
+    | "requested";
+  deletedBy: DeletedBy;
   cause?: string;
   peer?: string;
   notifyCode?: number;
   sourceMessageId?: string;
   sourceEvent?: unknown;
+}
+
+/** One structured record per event that was valid but not acted on (boot, freshness, older cfg). */
+export interface IgnoredEventRecord {
+  action: "event.ignored";
+  node: string;
+  kind: "boot" | "freshness" | "no-version";
+  detail: string;
+  sourceMessageId: string;
+  eventIndex: number;
+  sourceEvent: unknown;
 }
 
 export type MetricName =
@@ -154,8 +191,13 @@ export type MetricName =
   | "EventsRefused"
   | "EventsIgnored"
   | "EventsNodeMismatch"
+  | "EventsIgnoredBoot"
+  | "EventsIgnoredStale"
   | "RowsDeleted"
   | "GuardKeeps"
+  | "GuardKeepsNoPeer"
+  | "GuardKeepsChanged"
+  | "StatementsBisected"
   | "RefreshOk"
   | "RefreshFailed"
   | "RefreshDegraded"
@@ -166,6 +208,8 @@ export type MetricName =
 export interface Telemetry {
   count(metric: MetricName, value?: number): void;
   audit(record: AuditRecord): void;
+  /** An event that was valid but not acted on: counted by the caller, recorded here. */
+  ignored(record: IgnoredEventRecord): void;
   info(message: string, data?: Record<string, unknown>): void;
   warn(message: string, data?: Record<string, unknown>): void;
   error(message: string, data?: Record<string, unknown>): void;

@@ -5,11 +5,11 @@
  * Contact parsing and SQL helpers are the worker's (peer.ts, sql.ts), reused as they are.
  */
 import { type ContactStyle, type DatabaseEngine, versionAtLeast } from "./fleet.ts";
-import { aliasPeerOf, natedPeerOf, type Peer, peerKey } from "./peer.ts";
+import { contactPeer, type Peer, peerKey } from "./peer.ts";
 import type { WatcherRow } from "./ports.ts";
 
 export type { ContactStyle, DatabaseEngine, Peer, WatcherRow };
-export { peerKey };
+export { contactPeer, peerKey };
 
 /** What the reconciler needs to know about a node (the fleet config's NodeConfig fits this shape). */
 export interface ReconcileNodeConfig {
@@ -31,23 +31,6 @@ export interface NodeMode {
 }
 
 export type Classification = "live" | "conn-closed" | "expired";
-
-const WS_TRANSPORT = /;transport=wss?(?=$|[;>?])/i;
-const WS_ALIAS = /;alias=[^;>?]*~[56](?=$|[;>?])/;
-
-/**
- * The WebSocket peer a contact names, or undefined when the row is not a WS watcher of this
- * style (such rows are never judged by connection: only their expiry can make them stale).
- * nated: `sip:u@<ip>:<port>;transport=ws|wss`; alias: `;alias=<ip>~<port>~5|6` (5 = WS, 6 = WSS).
- */
-export function contactPeer(contact: string, style: ContactStyle): Peer | undefined {
-  if (style !== "nated" && WS_ALIAS.test(contact)) {
-    const alias = aliasPeerOf(contact);
-    if (alias) return alias;
-  }
-  if (style === "alias" || !WS_TRANSPORT.test(contact)) return undefined;
-  return natedPeerOf(contact);
-}
 
 export interface TcpConnection {
   /** Peer side (`src_*` in core.tcp_list). */

@@ -22,6 +22,7 @@ const row = (contact: string, expires = 2_000_000_000): WatcherRow => ({
   event: "presence",
   contact,
   expires,
+  version: 1,
   socketInfo: "tcp:127.0.0.1:8080",
 });
 

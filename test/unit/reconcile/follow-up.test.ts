@@ -32,6 +32,7 @@ function row(id: number, port: number, presentityUri: string): WatcherRow {
     event: "presence",
     contact: `sip:u${id}@10.9.9.9:${port};transport=ws`,
     expires: NOW_MS / 1000 + 600,
+    version: 1,
     socketInfo: "tcp:10.0.0.1:8080",
   };
 }

@@ -102,6 +102,7 @@ describe("the sweep's lean rows", () => {
             watcherDomain: "x",
             socketInfo: SOCKET,
             expires: NOW + s.expiresIn,
+            version: 1,
           }));
           const { node, store, probe, live } = setup(rows, livePorts, style);
           const report = await runCleanup(

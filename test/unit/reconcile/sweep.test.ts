@@ -36,6 +36,7 @@ function row(port: number, over: Partial<WatcherRow> = {}): WatcherRow {
     event: "presence",
     contact: `sip:u${id}@10.9.9.9:${port};transport=ws`,
     expires: NOW + 600,
+    version: 1,
     socketInfo: A.socketInfo[0] ?? "",
     ...over,
   };

@@ -44,7 +44,13 @@ export function matchesCriteria(row: WatcherRow, scope: NodeScope, criteria: Wat
       if (sqlLike(contact, likePattern(shape.parts))) return true;
   }
   for (const d of criteria.dialogs)
-    if (row.callId === d.callId && row.toTag === d.toTag && row.fromTag === d.fromTag) return true;
+    if (
+      row.callId === d.callId &&
+      row.toTag === d.toTag &&
+      row.fromTag === d.fromTag &&
+      (d.version === undefined || row.version === d.version)
+    )
+      return true;
   const c = criteria.contacts;
   if (c && row.presentityUri === c.presentityUri && row.event === c.event && c.contacts.includes(row.contact))
     return true;
@@ -66,6 +72,7 @@ export function watcherRow(
     watcherUsername: `user${id}`,
     watcherDomain: "example.com",
     expires: 2_000_000_000,
+    version: 1,
     ...partial,
   };
 }
@@ -162,7 +169,7 @@ export class FakeKamailio implements KamailioClient {
   async status(node: NodeConfig): Promise<NodeStatus> {
     const s = this.statusOf.get(node.id);
     if (s instanceof Error) throw s;
-    return s ?? {};
+    return s ?? { boot: BOOT };
   }
 }
 
@@ -232,6 +239,7 @@ export function notifyFailed(node: string, dialog: DialogKey, code = 404) {
     event: "presence",
     code,
     contact: "sip:x@1.2.3.4:5;transport=ws",
+    version: 1,
     at: AT,
   };
 }
@@ -244,6 +252,7 @@ export function envelope(...events: unknown[]): string {
 
 /** A worker over in-memory fakes, as every worker unit test builds it. */
 export function workerBed(opts: { nodes?: NodeConfig[]; followUps?: FollowUpSink; now?: () => number } = {}) {
+  // The events' `at` (AT) is fresh at this clock unless a test moves it.
   const fleet = fleetOf(opts.nodes ?? [nodeConfig("node-1"), nodeConfig("node-2")]);
   const store = new MemoryStore();
   const kamailio = new FakeKamailio();
@@ -255,7 +264,7 @@ export function workerBed(opts: { nodes?: NodeConfig[]; followUps?: FollowUpSink
     kamailio,
     dlq,
     telemetry: tel.telemetry,
-    ...(opts.now ? { now: opts.now } : {}),
+    now: opts.now ?? (() => AT * 1000 + 5_000),
     ...(opts.followUps ? { followUps: opts.followUps } : {}),
   };
   return { fleet, store, kamailio, dlq, tel, deps, run: createWorker(deps) };

@@ -26,7 +26,7 @@ class RecordingFollowUps implements FollowUpSink {
 
 const n1 = nodeConfig("node-1");
 const si1 = n1.socketInfo[0] as string;
-const NOW = 1_795_700_000_000;
+const NOW = (AT + 60) * 1000;
 
 function setup(withFollowUps = true) {
   const followUps = new RecordingFollowUps();
