@@ -158,7 +158,9 @@ async function deleteStale(ctx: BatchContext, node: NodeConfig, work: NodeWork):
     peers: work.peers.map((p) => p.peer),
     dialogs: work.dialogs.map((d) => ({ ...d.key, version: maxVersion(d) })),
   };
-  const candidates = matchRows(await ctx.store.selectCandidates(scope, criteria), work, node);
+  // Selected by key alone, so that a row re-subscribed since is seen, judged and counted.
+  const select = { ...criteria, dialogs: work.dialogs.map((d) => d.key) };
+  const candidates = matchRows(await ctx.store.selectCandidates(scope, select), work, node);
   if (candidates.length === 0) return;
   const live = await livePeers(ctx.kamailio, node);
   const chosen: ChosenRow[] = [];
