@@ -7,7 +7,7 @@
  * for the worker: the rows that named the presentity are gone, so no later sweep would redo it.
  */
 
-import { classifyRpcError } from "./classify.ts";
+import { classifyRpcError, type Fault, refreshFaultMeaning } from "./classify.ts";
 import {
   type CleanupReport,
   type CleanupRequest,
@@ -20,8 +20,11 @@ import {
 } from "./cleanup-request.ts";
 import type { RefreshRequested } from "./contract.ts";
 import { refreshRequested } from "./follow-up.ts";
+import type { NodeFacts } from "./fleet.ts";
+import { type ChosenRow, type DeletedRow, deleteGuarded } from "./kernel/delete-guarded.ts";
+import { decideRefreshOutcome } from "./kernel/refresh-outcome.ts";
 import { forEachBounded } from "./pool.ts";
-import type { FollowUpSink } from "./ports.ts";
+import type { DeletedBy, FollowUpSink, Telemetry } from "./ports.ts";
 import {
   type Classification,
   type ClassifyContext,
@@ -61,13 +64,13 @@ export interface ReconcileStore {
   readPage(table: string, filter: RowFilter, afterId: number): Promise<{ rows: WatcherRow[]; done: boolean }>;
   /**
    * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
-   * between rewrites it) and still matches the filter. Returns the number deleted.
+   * between rewrites it) and still matches the filter. Returns the rows deleted, with their watcher.
    */
   deleteRows(
     table: string,
     rows: readonly Pick<WatcherRow, "id" | "expires">[],
     filter: RowFilter,
-  ): Promise<number>;
+  ): Promise<readonly DeletedRow[]>;
 }
 
 export interface NodeStatus extends NodeMode {
@@ -107,7 +110,21 @@ export interface SweepDeps {
   followUps?: FollowUpSink;
   hooks?: SweepHooks;
   now?: () => number;
+  /** Audit records and metrics of the deletes and refreshes (default: none, e.g. a dry-run tool). */
+  telemetry?: Telemetry;
+  /** Which path the audit records name: the reconciler (default), the on-demand cleanup, or kwc. */
+  deletedBy?: DeletedBy;
 }
+
+/** Telemetry that records nothing. */
+export const SILENT_TELEMETRY: Telemetry = {
+  count: () => {},
+  audit: () => {},
+  ignored: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+};
 
 export interface SweepOptions {
   /** Nodes swept at once. */
@@ -268,6 +285,55 @@ function reportRow(nodeId: string, row: KeptRow): ReportRow {
   };
 }
 
+/** What the kernel's guarded delete audits of a swept row. */
+function chosenOf(row: KeptRow): ChosenRow {
+  return {
+    row: {
+      id: row.id,
+      presentityUri: row.target.presentity,
+      event: row.target.event,
+      contact: row.contact,
+      callId: row.callId,
+      toTag: row.toTag,
+      fromTag: row.fromTag,
+    },
+    reason: row.reason === "live" ? "requested" : row.reason,
+    peer: row.peer,
+  };
+}
+
+const guardOf = (row: KeptRow) => ({ id: row.id, expires: row.expires });
+
+function byId(rows: readonly KeptRow[], id: number): KeptRow {
+  const row = rows.find((r) => r.id === id);
+  if (!row) throw new Error(`deleted row ${id} was not chosen`);
+  return row;
+}
+
+/** The fault of one refresh, classified as the worker classifies it (a 500 keeps its per-version meaning). */
+async function refreshFault(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  facts: NodeFacts,
+  presentity: string,
+  event: string,
+): Promise<Fault | undefined> {
+  try {
+    const r = await deps.probe.refresh(node, presentity, event);
+    if (r.ok) return undefined;
+    const detail = r.message ?? "refresh failed";
+    return { kind: "refresh-fault", detail, meaning: refreshFaultMeaning(facts, deps.engine) };
+  } catch (err) {
+    return classifyRpcError(err, "presence.refreshWatchers", facts, deps.engine);
+  }
+}
+
+function refreshOutcomeOf(presentity: string, event: string, fault: Fault | undefined): RefreshOutcome {
+  if (!fault) return { presentity, event, outcome: "ok" };
+  const message = fault.kind === "refresh-fault" ? `${fault.detail}: ${fault.meaning}` : fault.detail;
+  return { presentity, event, outcome: "failed", message };
+}
+
 /** Sweeps one node. Never throws: faults and refusals end up in the node's report. */
 export async function sweepNode(
   deps: SweepDeps,
@@ -359,51 +425,49 @@ export async function sweepNode(
     if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
     if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });
 
-    // 4. delete by id and the same predicate, in chunks
+    // 4. delete by id and the same predicate, in chunks: each deleted row audited and counted
+    const telemetry = deps.telemetry ?? SILENT_TELEMETRY;
     const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
+    const targets = new Set<RefreshTarget>();
     for (let i = 0; i < stale.length; i += chunk) {
-      const part = stale.slice(i, i + chunk).map((row) => ({ id: row.id, expires: row.expires }));
-      report.deleted += await deps.store.deleteRows(node.watchersTable, part, filter);
-      deps.hooks?.onProgress?.({
-        node: node.id,
-        phase: "delete",
-        done: i + part.length,
-        total: stale.length,
-      });
+      const part = stale.slice(i, i + chunk);
+      const deleted = await deleteGuarded(
+        telemetry,
+        node,
+        deps.deletedBy ?? "reconciler",
+        part.map(chosenOf),
+        () => deps.store.deleteRows(node.watchersTable, part.map(guardOf), filter),
+      );
+      report.deleted += deleted.length;
+      for (const d of deleted) targets.add(byId(part, d.row.id).target);
+      deps.hooks?.onProgress?.({ node: node.id, phase: "delete", done: i + part.length, total: stale.length });
     }
 
     // 5. one refresh per affected (presentity, event), so survivors get the current state
-    const targets = new Set<RefreshTarget>();
-    for (const row of stale) targets.add(row.target);
+    const facts = { ...after, source: "status" as const };
     const refreshes: RefreshOutcome[] = [];
     const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
-    const facts = { ...after, source: "status" as const };
     for (const { presentity, event } of targets) {
-      try {
-        const r = await deps.probe.refresh(node, presentity, event);
-        refreshes.push(
-          r.ok
-            ? { presentity, event, outcome: "ok" }
-            : { presentity, event, outcome: "failed", message: r.message ?? "refresh failed" },
-        );
-      } catch (err) {
-        const outcome: RefreshOutcome = { presentity, event, outcome: "failed", message: errorMessage(err) };
-        refreshes.push(outcome);
-        if (classifyRpcError(err, "presence.refreshWatchers", facts, deps.engine).kind === "transient") {
-          const key = { presentityUri: presentity, event };
-          owed.push({ outcome, followUp: refreshRequested(node.id, key, (deps.now ?? Date.now)()) });
-        }
-      }
-      deps.hooks?.onProgress?.({
-        node: node.id,
-        phase: "refresh",
-        done: refreshes.length,
-        total: targets.size,
+      const fault = await refreshFault(deps, node, facts, presentity, event);
+      const decision = decideRefreshOutcome(fault, {
+        askedByEvents: false,
+        canFollowUp: deps.followUps !== undefined,
       });
+      const outcome = refreshOutcomeOf(presentity, event, fault);
+      refreshes.push(outcome);
+      if (decision === "ok") telemetry.count("RefreshOk");
+      if (decision === "failed") telemetry.count("RefreshFailed");
+      if (decision === "degraded") telemetry.count("RefreshDegraded");
+      if (decision === "follow-up") {
+        const key = { presentityUri: presentity, event };
+        owed.push({ outcome, followUp: refreshRequested(node.id, key, (deps.now ?? Date.now)()) });
+      }
+      deps.hooks?.onProgress?.({ node: node.id, phase: "refresh", done: refreshes.length, total: targets.size });
     }
     if (owed.length > 0 && deps.followUps) {
       try {
         await deps.followUps.send(owed.map((o) => o.followUp));
+        telemetry.count("RefreshDeferred", owed.length);
         for (const o of owed) {
           o.outcome.outcome = "deferred";
           o.outcome.message = `${o.outcome.message}; a refresh.requested follow-up was queued`;

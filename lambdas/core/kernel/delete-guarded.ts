@@ -37,8 +37,11 @@ export interface DeletedRow {
   watcherDomain?: string;
 }
 
+/** The node as an audit record names it (the sweep's node config has the same two fields). */
+type AuditedNode = Pick<NodeConfig, "id" | "watchersTable">;
+
 export function auditRecord(
-  node: NodeConfig,
+  node: AuditedNode,
   chosen: ChosenRow,
   deletedBy: DeletedBy,
   deleted?: DeletedRow,
@@ -71,7 +74,7 @@ export function auditRecord(
 
 export async function deleteGuarded(
   telemetry: Telemetry,
-  node: NodeConfig,
+  node: AuditedNode,
   deletedBy: DeletedBy,
   chosen: readonly ChosenRow[],
   deleteByIdAndPredicate: (ids: number[]) => Promise<readonly DeletedRow[]>,

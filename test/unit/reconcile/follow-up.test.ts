@@ -49,9 +49,9 @@ function sweepWith(refreshFaults: Record<string, unknown>, followUps?: FollowUpS
     readPage: async () => ({ rows, done: true }),
     deleteRows: async (_t, doomed) => {
       const ids = new Set(doomed.map((d) => d.id));
-      const before = rows.length;
+      const gone = rows.filter((r) => ids.has(r.id));
       rows = rows.filter((r) => !ids.has(r.id));
-      return before - rows.length;
+      return gone.map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
     },
   };
   const probe: NodeProbe = {

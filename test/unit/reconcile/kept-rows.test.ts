@@ -68,7 +68,7 @@ function setup(rows: WatcherRow[], livePorts: number[], style: ContactStyle) {
       const next = rows.filter((r) => r.id > after);
       return { rows: next.slice(0, 7), done: next.length <= 7 };
     },
-    deleteRows: async () => 0,
+    deleteRows: async () => [],
   };
   const live = livePorts.flatMap((port) => [
     { ip: "10.9.9.9", port },

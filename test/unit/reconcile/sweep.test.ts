@@ -67,8 +67,9 @@ function fakes(
       calls.push("delete");
       const before = tables[t] ?? [];
       const kill = new Map(rows.map((r) => [r.id, r.expires]));
-      tables[t] = before.filter((r) => !(kill.get(r.id) === r.expires && matches(r, f)));
-      return before.length - (tables[t]?.length ?? 0);
+      const gone = (r: WatcherRow) => kill.get(r.id) === r.expires && matches(r, f);
+      tables[t] = before.filter((r) => !gone(r));
+      return before.filter(gone).map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
     },
   };
   const probe: NodeProbe = {
