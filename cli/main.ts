@@ -32,7 +32,7 @@ export interface Io {
 
 /** The fleet's clients, wired by the Lambdas' composition root from this process's environment. */
 function runtimeOf(io: Io, global: GlobalOptions): FleetRuntime {
-  return fleetRuntime(parseEnv("kwc", KwcEnvSchema, io.env), global.fleet);
+  return fleetRuntime(parseEnv("kwc", KwcEnvSchema, io.env), global.fleet, "kwc");
 }
 
 async function invokeRemote(io: Io, global: GlobalOptions, request: CleanupRequest): Promise<CleanupReport> {

@@ -150,6 +150,7 @@ function metricCounter(metrics: Record<string, number>): Telemetry {
       metrics[metric] = (metrics[metric] ?? 0) + value;
     },
     audit: () => {},
+    ignored: () => {},
     info: () => {},
     warn: () => {},
     error: () => {},
@@ -335,7 +336,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const tee = metricCounter(counters.metrics);
     const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), { tee });
     const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), { tee });
-    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env));
+    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env), { tee });
     const invoke = await startInvokeServer({
       functions: { [CLEANUP_FUNCTION_NAME]: cleanup },
       region: LOCAL_REGION,

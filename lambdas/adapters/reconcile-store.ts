@@ -7,10 +7,10 @@
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { isResponseTooLarge } from "../core/classify.ts";
 import type { DatabaseConfig } from "../core/fleet.ts";
+import type { DeletedRow } from "../core/kernel/delete-guarded.ts";
 import type { WatcherRow } from "../core/ports.ts";
 import type { ReconcileStore, RowFilter } from "../core/reconcile-sweep.ts";
 import { DATA_API_RESPONSE_LIMIT, type Dialect, dialogKeyClause, ParamBuilder } from "../core/sql.ts";
-import type { DeletedRow } from "../core/kernel/delete-guarded.ts";
 import {
   existingIdsStatement,
   keysetPageStatement,
@@ -242,7 +242,13 @@ export class DataApiReconcileStore implements ReconcileStore {
     const candidates = read.map(deletedRowOf);
     if (updated === 0) return [];
     if (updated === candidates.length) return candidates;
-    const { records: left } = await this.executor.execute(existingIdsStatement(this.dialect, { nodeId: "", table, socketInfo: filter.socketInfo, contactStyle: "auto" }, ids));
+    const { records: left } = await this.executor.execute(
+      existingIdsStatement(
+        this.dialect,
+        { nodeId: "", table, socketInfo: filter.socketInfo, contactStyle: "auto" },
+        ids,
+      ),
+    );
     const remaining = new Set(left.map((r) => Number(r[0])));
     return candidates.filter((c) => !remaining.has(c.id));
   }

@@ -42,3 +42,17 @@ export function memoryTelemetry() {
   };
   return { telemetry, counts, audits, ignored, logs };
 }
+
+/** JSON lines through `write` (the CLI's stderr): audit and ignored records, warnings, errors. */
+export function jsonLinesTelemetry(write: (line: string) => void): Telemetry {
+  const line = (level: string, message: string, data?: Record<string, unknown>) =>
+    write(JSON.stringify({ level, message, ...(data ?? {}) }));
+  return {
+    count: () => {},
+    audit: (record) => line("INFO", AUDIT_MESSAGE, { audit: record }),
+    ignored: (record) => line("INFO", IGNORED_MESSAGE, { audit: record }),
+    info: () => {},
+    warn: (message, data) => line("WARN", message, data),
+    error: (message, data) => line("ERROR", message, data),
+  };
+}

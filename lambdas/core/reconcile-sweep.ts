@@ -19,8 +19,8 @@ import {
   summarize,
 } from "./cleanup-request.ts";
 import type { RefreshRequested } from "./contract.ts";
-import { refreshRequested } from "./follow-up.ts";
 import type { NodeFacts } from "./fleet.ts";
+import { refreshRequested } from "./follow-up.ts";
 import { type ChosenRow, type DeletedRow, deleteGuarded } from "./kernel/delete-guarded.ts";
 import { decideRefreshOutcome } from "./kernel/refresh-outcome.ts";
 import { forEachBounded } from "./pool.ts";
@@ -440,7 +440,12 @@ export async function sweepNode(
       );
       report.deleted += deleted.length;
       for (const d of deleted) targets.add(byId(part, d.row.id).target);
-      deps.hooks?.onProgress?.({ node: node.id, phase: "delete", done: i + part.length, total: stale.length });
+      deps.hooks?.onProgress?.({
+        node: node.id,
+        phase: "delete",
+        done: i + part.length,
+        total: stale.length,
+      });
     }
 
     // 5. one refresh per affected (presentity, event), so survivors get the current state
@@ -462,7 +467,12 @@ export async function sweepNode(
         const key = { presentityUri: presentity, event };
         owed.push({ outcome, followUp: refreshRequested(node.id, key, (deps.now ?? Date.now)()) });
       }
-      deps.hooks?.onProgress?.({ node: node.id, phase: "refresh", done: refreshes.length, total: targets.size });
+      deps.hooks?.onProgress?.({
+        node: node.id,
+        phase: "refresh",
+        done: refreshes.length,
+        total: targets.size,
+      });
     }
     if (owed.length > 0 && deps.followUps) {
       try {

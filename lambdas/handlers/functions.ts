@@ -10,7 +10,7 @@ import { type CleanupReport, type CleanupRequest, CleanupRequestSchema } from ".
 import type { FleetConfig } from "../core/fleet.ts";
 import { ingestNodeOf } from "../core/ingest-identity.ts";
 import { formatIssues } from "../core/parse.ts";
-import type { FollowUpSink, KamailioClient, Telemetry } from "../core/ports.ts";
+import type { DeletedBy, FollowUpSink, KamailioClient, Telemetry } from "../core/ports.ts";
 import { kamailioProbe } from "../core/reconcile-probe.ts";
 import { RequestError, runCleanup, type SweepHooks, type SweepOptions } from "../core/reconcile-sweep.ts";
 import { type BatchResult, createWorker, type WorkerDeps } from "../core/worker.ts";
@@ -23,6 +23,12 @@ export interface FleetRuntime {
   rdsData: RDSDataClient;
   kamailio: KamailioClient;
   followUps?: FollowUpSink;
+  /** Audit records and metrics of every row the sweep deletes and every refresh (as the worker's). */
+  telemetry?: Telemetry;
+  /** Which path the audit records name. */
+  deletedBy?: DeletedBy;
+  /** Publishes the metrics one run gathered. */
+  flush?: () => void;
 }
 
 export interface RunOptions extends SweepOptions {
@@ -50,9 +56,15 @@ export async function runRequest(
   const deps = {
     ...ports,
     ...(runtime.followUps ? { followUps: runtime.followUps } : {}),
+    ...(runtime.telemetry ? { telemetry: runtime.telemetry } : {}),
+    ...(runtime.deletedBy ? { deletedBy: runtime.deletedBy } : {}),
     ...(hooks ? { hooks } : {}),
   };
-  return { ...(await runCleanup(deps, request, sweep)), store: ports.store.stats };
+  try {
+    return { ...(await runCleanup(deps, request, sweep)), store: ports.store.stats };
+  } finally {
+    runtime.flush?.();
+  }
 }
 
 /** Maps a batch result to Lambda's partial-batch answer: exactly the records to retry. */

@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
 import { runRequest } from "../../../lambdas/handlers/functions.ts";
 import type { Engine } from "../../helpers/db.ts";
@@ -53,11 +54,19 @@ describe.each(ENGINES)("reconcile on $engine", ({ engine, ips }) => {
     for (const d of dead) expect(before).toContain(d.sub.callId);
     const marks = survivors.map((s) => s.c.notifiesFor(s.sub).length);
 
-    const report = await runRequest(bed.runtime, req({ scope: "reconcile", node: a.nodeId }));
+    const tel = memoryTelemetry();
+    const runtime = { ...bed.runtime, telemetry: tel.telemetry, deletedBy: "reconciler" as const };
+    const report = await runRequest(runtime, req({ scope: "reconcile", node: a.nodeId }));
 
     const node = report.nodes[0];
     expect(node?.outcome).toBe("done");
     expect(node?.rows.map((r) => r.key.callId).sort()).toEqual(dead.map((d) => d.sub.callId).sort());
+    // every deleted row leaves its audit record and metric, as the worker's do
+    expect(tel.audits.map((x) => [x.dialog.callId, x.reason, x.deletedBy, x.watcher]).sort()).toEqual(
+      dead.map((d) => [d.sub.callId, "conn-closed", "reconciler", d.c.aor]).sort(),
+    );
+    expect(tel.counts.RowsDeleted).toBe(2);
+    expect(tel.counts.RefreshOk).toBe(1);
     expect(node?.rows.every((r) => r.reason === "conn-closed")).toBe(true);
     expect(node?.deleted).toBe(2);
     expect(node?.refreshes).toEqual([{ presentity, event: "presence", outcome: "ok" }]);

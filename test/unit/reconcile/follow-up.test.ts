@@ -51,7 +51,11 @@ function sweepWith(refreshFaults: Record<string, unknown>, followUps?: FollowUpS
       const ids = new Set(doomed.map((d) => d.id));
       const gone = rows.filter((r) => ids.has(r.id));
       rows = rows.filter((r) => !ids.has(r.id));
-      return gone.map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
+      return gone.map((r) => ({
+        id: r.id,
+        watcherUsername: r.watcherUsername,
+        watcherDomain: r.watcherDomain,
+      }));
     },
   };
   const probe: NodeProbe = {

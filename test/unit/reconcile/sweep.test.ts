@@ -69,7 +69,9 @@ function fakes(
       const kill = new Map(rows.map((r) => [r.id, r.expires]));
       const gone = (r: WatcherRow) => kill.get(r.id) === r.expires && matches(r, f);
       tables[t] = before.filter((r) => !gone(r));
-      return before.filter(gone).map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
+      return before
+        .filter(gone)
+        .map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
     },
   };
   const probe: NodeProbe = {
