@@ -166,7 +166,9 @@ export class FakeKamailio implements KamailioClient {
     const f = this.refreshFailures.shift();
     if (f) throw f;
   }
+  statusCalls = 0;
   async status(node: NodeConfig): Promise<NodeStatus> {
+    this.statusCalls++;
     const s = this.statusOf.get(node.id);
     if (s instanceof Error) throw s;
     return s ?? { boot: BOOT };
