@@ -44,6 +44,10 @@ export interface LocalSqs {
   queueArn: string;
   dlqUrl: string;
   dlqArn: string;
+  /** The follow-up queue (refresh.requested from the functions) and its own DLQ, as in the stack. */
+  followUpQueueUrl: string;
+  followUpQueueArn: string;
+  followUpDlqUrl: string;
   maxReceiveCount: number;
   visibilityTimeoutSeconds: number;
   maximumMessageSizeBytes: number;
@@ -96,6 +100,13 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     MaximumMessageSize: String(maximumMessageSizeBytes),
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.queueArn, maxReceiveCount }),
   });
+  const followUpDlq = await create(`${queueName}-follow-ups-dlq`, { MessageRetentionPeriod: "1209600" });
+  const followUps = await create(`${queueName}-follow-ups`, {
+    VisibilityTimeout: String(visibilityTimeoutSeconds),
+    MessageRetentionPeriod: "345600",
+    MaximumMessageSize: String(maximumMessageSizeBytes),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: followUpDlq.queueArn, maxReceiveCount }),
+  });
 
   return {
     endpoint,
@@ -104,6 +115,9 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     queueArn: queue.queueArn,
     dlqUrl: dlq.queueUrl,
     dlqArn: dlq.queueArn,
+    followUpQueueUrl: followUps.queueUrl,
+    followUpQueueArn: followUps.queueArn,
+    followUpDlqUrl: followUpDlq.queueUrl,
     maxReceiveCount,
     visibilityTimeoutSeconds,
     maximumMessageSizeBytes,

@@ -86,10 +86,10 @@ export function fleetSource(env: FleetEnv, fleetSpec = env.KWC_FLEET_CONFIG): Fl
   return { loadFleet: cached(load, FLEET_CONFIG_TTL_MS), secret: cachedSecrets(deps) };
 }
 
-/** refresh.requested follow-ups to the events queue, when KWC_EVENTS_QUEUE_URL is set. */
+/** refresh.requested follow-ups to the follow-up queue, when KWC_FOLLOW_UP_QUEUE_URL is set. */
 function followUpSink(env: FleetEnv, sqs = sqsClient(env)): FollowUpSink | undefined {
-  if (!env.KWC_EVENTS_QUEUE_URL) return undefined;
-  return new SqsFollowUpSink(sqs, env.KWC_EVENTS_QUEUE_URL, env.KWC_FOLLOW_UP_DELAY_SECONDS);
+  if (!env.KWC_FOLLOW_UP_QUEUE_URL) return undefined;
+  return new SqsFollowUpSink(sqs, env.KWC_FOLLOW_UP_QUEUE_URL, env.KWC_FOLLOW_UP_DELAY_SECONDS);
 }
 
 /**
@@ -201,6 +201,7 @@ export function workerHandlerFromEnv(
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     dlq: new SqsDeadLetterSink(sqs, env.KWC_DLQ_URL),
     ...(followUps ? { followUps } : {}),
+    ...(env.KWC_FOLLOW_UP_QUEUE_ARN ? { followUpQueueArn: env.KWC_FOLLOW_UP_QUEUE_ARN } : {}),
     ...overrides,
     telemetry,
     flush,

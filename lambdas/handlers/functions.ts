@@ -73,8 +73,12 @@ export function toBatchResponse(result: Pick<BatchResult, "failedMessageIds">): 
 }
 
 /** Worker: SQS batch of ingest messages → createWorker → SQSBatchResponse (reportBatchItemFailures). */
-export function createWorkerHandler(deps: WorkerDeps & { flush?: () => void }) {
+export function createWorkerHandler(
+  deps: WorkerDeps & { flush?: () => void; /** ARN of the follow-up queue */ followUpQueueArn?: string },
+) {
   const processBatch = createWorker(deps);
+  const originOf = (arn: string | undefined) =>
+    deps.followUpQueueArn && arn === deps.followUpQueueArn ? ("follow-ups" as const) : ("events" as const);
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
     try {
       const result = await processBatch(
@@ -82,6 +86,7 @@ export function createWorkerHandler(deps: WorkerDeps & { flush?: () => void }) {
           messageId: r.messageId,
           body: r.body,
           ingestNode: ingestNodeOf(r.messageAttributes),
+          origin: originOf(r.eventSourceARN),
         })),
       );
       return toBatchResponse(result);

@@ -1,6 +1,7 @@
 /**
  * Step 1: records → events. Each event is parsed on its own (a rejection goes to the DLQ with its
- * reason); a deleting event is admitted only when fresh, and a notify.failed only with the version
+ * reason), and so is a refresh.requested that did not come from the follow-up queue (an ingest
+ * body, or a DLQ redrive, can never ask for it); a deleting event is admitted only when fresh, and a notify.failed only with the version
  * its delete will compare (kernel/admission.ts). Pure apart from the ledger.
  */
 import { DEFAULT_FRESHNESS, type Freshness, freshnessProblem } from "../kernel/admission.ts";
@@ -25,6 +26,14 @@ export function intake(
     for (const { index, event } of parsed.events.filter((p) => admitEvent(record, p, ledger.log))) {
       received++;
       const source = { messageId: record.messageId, index, event };
+      if (event.type === "refresh.requested" && record.origin !== "follow-ups") {
+        ledger.rejected(record.messageId, {
+          index,
+          reason: `events[${index}].type: refresh.requested is the service's own message, accepted only from its follow-up queue`,
+          raw: JSON.stringify(event),
+        });
+        continue;
+      }
       const stale = freshnessProblem(event, nowMs, freshness);
       if (stale) ledger.ignored(source, "freshness", stale);
       else if (event.type === "notify.failed" && event.version === undefined)

@@ -16,6 +16,12 @@ export interface InputRecord {
   body: string;
   /** The `kwc-node` message attribute: the node the ingest authenticated (core/ingest-identity.ts). */
   ingestNode?: string | undefined;
+  /**
+   * Which queue the record came from: the events queue (the ingest, or a DLQ redrive into it) or
+   * the follow-up queue, which only the functions can write to (IAM). refresh.requested is the
+   * service's own message: accepted only from the follow-up queue. Default "events".
+   */
+  origin?: "events" | "follow-ups";
 }
 
 export interface WorkerDeps {
