@@ -7,7 +7,7 @@
 //   - an older cfg's event (no `version`)  → ignored, never deleted by dialog key
 // The dead peer's own close event is kept away (the ingest refuses it), and the attacks go
 // straight to the events queue, as a holder of the ingest key or a DLQ redrive would put them.
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalStack } from "../../local/stack.ts";
 import type { TestDb } from "../helpers/db.ts";
@@ -83,6 +83,14 @@ export function guardScenarios(engine: "postgres" | "mysql"): void {
         sqs.destroy();
       }
     }
+    async function postRaw(body: string): Promise<void> {
+      const sqs = stack.sqs.createClient();
+      try {
+        await sqs.send(new SendMessageCommand({ QueueUrl: stack.sqs.queueUrl, MessageBody: body }));
+      } finally {
+        sqs.destroy();
+      }
+    }
     async function settle(name: string, before: number, what: string) {
       await waitUntil(() => metric(name) > before, { timeoutMs: 20_000, what });
     }
@@ -143,6 +151,69 @@ export function guardScenarios(engine: "postgres" | "mysql"): void {
         expect(await rowOf(erin.sub.callId)).toBeDefined();
       } finally {
         stack.ingest.setAvailable(true);
+      }
+    });
+
+    it("one bad record never sinks its batch: deep nesting, NUL and U+FFFF are dead-lettered alone, with reasons", async () => {
+      const dave = await watch("guard-gina");
+      const version = (await rowOf(dave.sub.callId))?.version as number;
+      const dlqBefore = (await stack.sqs.depth("dlq")).visible;
+      const refused = stack.ingest.stats.unavailable;
+      stack.ingest.setAvailable(false);
+      try {
+        await dave.c.die("rst");
+        await waitUntil(() => stack.ingest.stats.unavailable > refused, {
+          timeoutMs: 15_000,
+          what: "Kamailio's POST of the close event to be refused",
+        });
+        await stack.pauseWorker(); // the four bodies go to the worker in one batch
+        await postRaw(`{"v":1,"events":[${"[".repeat(6000)}${"]".repeat(6000)}]}`);
+        // JSON-escaped in the body (valid SQS text); the event itself must be refused
+        await postRaw(
+          JSON.stringify({ v: 1, events: [notifyFailed(dave.sub, { version, contact: "a\u0000b" })] }),
+        );
+        // JSON.stringify leaves U+FFFF raw, which SQS refuses in a body: send it escaped
+        const ffff = JSON.stringify({
+          v: 1,
+          events: [notifyFailed(dave.sub, { version, contact: "a\uffffb" })],
+        });
+        await postRaw(ffff.replace("\uffff", "\\uffff"));
+        await post(notifyFailed(dave.sub, { version }));
+        stack.resumeWorker();
+        await waitUntil(async () => (await rowOf(dave.sub.callId)) === undefined, {
+          timeoutMs: 20_000,
+          what: "the valid event's delete",
+        });
+        await waitUntil(async () => (await stack.sqs.depth("dlq")).visible >= dlqBefore + 3, {
+          timeoutMs: 20_000,
+          what: "the three bad records in the DLQ",
+        });
+      } finally {
+        stack.resumeWorker();
+        stack.ingest.setAvailable(true);
+      }
+      const sqs = stack.sqs.createClient();
+      try {
+        const out = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: stack.sqs.dlqUrl,
+            MaxNumberOfMessages: 10,
+            MessageAttributeNames: ["All"],
+            VisibilityTimeout: 0,
+          }),
+        );
+        const reasons = (out.Messages ?? []).map(
+          (m) => m.MessageAttributes?.["kwc-reason"]?.StringValue ?? "",
+        );
+        expect(reasons).toEqual(
+          expect.arrayContaining([
+            expect.stringMatching(/nested at most 32 deep/),
+            expect.stringMatching(/contact: expected text without control characters/),
+          ]),
+        );
+        expect(reasons.filter((r) => r.includes("expected text without control characters"))).toHaveLength(2);
+      } finally {
+        sqs.destroy();
       }
     });
   });
