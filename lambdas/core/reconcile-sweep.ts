@@ -285,6 +285,19 @@ function reportRow(nodeId: string, row: KeptRow): ReportRow {
   };
 }
 
+/**
+ * Rows whose contact names no WebSocket peer are judged by expiry only. Often they are UDP/TCP
+ * watchers (nothing to do); on a WS listener they come from add_contact_alias() without
+ * msg_apply_changes(), and then no death of theirs is ever noticed.
+ */
+export function noPeerWarning(nodeId: string, rows: number): string {
+  return (
+    `node ${nodeId}: ${rows} rows name no WebSocket peer in their contact, so only their expiry can make them stale. ` +
+    "If they are WebSocket watchers, call msg_apply_changes() after add_contact_alias(), or use " +
+    "fix_nated_contact() or set_contact_alias() (the two supported styles, kamailio/README.md)."
+  );
+}
+
 /** What the kernel's guarded delete audits of a swept row. */
 function chosenOf(row: KeptRow): ChosenRow {
   return {
@@ -405,8 +418,10 @@ export async function sweepNode(
       expiredGraceSeconds: grace,
     };
     const stale: KeptRow[] = [];
+    let noPeer = 0;
     for (const row of kept.rows) {
       let reason: RowReason = classifyKept(row, ctx);
+      if (reason === "live" && row.peer === undefined) noPeer++;
       // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
       if (request.scope === "expired" && reason === "conn-closed") reason = "live";
       if (reason === "live" && request.includeLive) reason = "requested";
@@ -418,6 +433,10 @@ export async function sweepNode(
         continue;
       }
       stale.push(row);
+    }
+    if (noPeer > 0) {
+      (deps.telemetry ?? SILENT_TELEMETRY).count("GuardKeepsNoPeer", noPeer);
+      report.warnings.push(noPeerWarning(node.id, noPeer));
     }
     const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
     const shown = request.list === "all" ? kept.rows : stale;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
 import type { ReconcileNodeConfig, TcpConnection, WatcherRow } from "../../../lambdas/core/reconcile.ts";
 import {
@@ -119,6 +120,33 @@ describe("runCleanup", () => {
     ]);
     expect(report.nodes[0]?.rows.map((r) => r.reason)).toEqual(["conn-closed", "conn-closed", "conn-closed"]);
     expect(report.nodes[0]?.bootId).toBe("1800000000-abcd");
+  });
+
+  it("audits and counts every row it deletes; rows naming no WS peer are kept, counted and warned about", async () => {
+    const dead = row(2000);
+    const noPeer = row(2001, { contact: "sip:u@df7jal23ls0d.invalid;transport=ws" });
+    const udp = row(2002, { contact: "sip:u@10.9.9.9:2002" }); // the dead peer's address, no WS
+    const tables = { aw_a: [dead, noPeer, udp] };
+    const { store, probe } = fakes(tables, []);
+    const tel = memoryTelemetry();
+    const deps: SweepDeps = {
+      store,
+      probe,
+      engine: "postgres",
+      fleet: [A],
+      now: () => NOW * 1000,
+      telemetry: tel.telemetry,
+      deletedBy: "kwc",
+    };
+    const report = await runCleanup(deps, req({ scope: "reconcile" }));
+    expect(tables.aw_a.map((r) => r.id)).toEqual([noPeer.id, udp.id]);
+    expect(tel.audits).toMatchObject([
+      { rowId: dead.id, reason: "conn-closed", deletedBy: "kwc", watcher: "sip:w@x", peer: "10.9.9.9:2000" },
+    ]);
+    expect(tel.counts).toMatchObject({ RowsDeleted: 1, GuardKeepsNoPeer: 2, RefreshOk: 1 });
+    expect(report.nodes[0]?.warnings.join("\n")).toMatch(
+      /2 rows name no WebSocket peer.*msg_apply_changes\(\)/,
+    );
   });
 
   it("dry run deletes nothing and lists each stale row with its reason", async () => {
