@@ -108,6 +108,7 @@ export function factsFromStatus(node: NodeConfig, status: NodeStatus): NodeFacts
     source: "status",
   };
   if (status.boot) facts.bootId = status.boot;
+  if (status.watchersTable) facts.watchersTable = status.watchersTable;
   return facts;
 }
 

@@ -18,10 +18,12 @@ import {
   type RowReason,
   summarize,
 } from "./cleanup-request.ts";
+import { type Clock, clockOf } from "./clock.ts";
 import type { RefreshRequested } from "./contract.ts";
 import type { NodeFacts } from "./fleet.ts";
 import { refreshRequested } from "./follow-up.ts";
 import { type ChosenRow, type DeletedRow, deleteGuarded } from "./kernel/delete-guarded.ts";
+import { gateNode, SWEEP_POLICY } from "./kernel/node-gate.ts";
 import { decideRefreshOutcome } from "./kernel/refresh-outcome.ts";
 import { forEachBounded } from "./pool.ts";
 import type { DeletedBy, FollowUpSink, Telemetry } from "./ports.ts";
@@ -31,10 +33,8 @@ import {
   type ContactStyle,
   contactPeer,
   type DatabaseEngine,
-  foreignSocketCheck,
   kamailioPurgesExpired,
   livePeerSet,
-  modeRefusals,
   type NodeMode,
   peerKey,
   type ReconcileNodeConfig,
@@ -347,169 +347,215 @@ function refreshOutcomeOf(presentity: string, event: string, fault: Fault | unde
   return { presentity, event, outcome: "failed", message };
 }
 
-/** Sweeps one node. Never throws: faults and refusals end up in the node's report. */
+/** Sweeps one node, as docs/reconcile.md lists the steps. Never throws: faults end up in the report. */
 export async function sweepNode(
   deps: SweepDeps,
   node: ReconcileNodeConfig,
   request: CleanupRequest,
   options: SweepOptions = {},
 ): Promise<NodeReport> {
-  const started = Date.now();
+  const clock = clockOf(deps.now);
+  const started = clock.now();
   const report = emptyReport(node.id);
   const finish = (patch: Partial<NodeReport>): NodeReport =>
-    Object.assign(report, patch, { durationMs: Date.now() - started });
-  const outOfTime = () => options.deadline !== undefined && Date.now() >= options.deadline;
-  const nowSeconds = Math.floor((deps.now ?? Date.now)() / 1000);
-  const grace = options.expiredGraceSeconds ?? 30;
+    Object.assign(report, patch, { durationMs: clock.now() - started });
   try {
-    // Identity and mode first: refuse before reading 100k rows for nothing.
-    const before = await deps.probe.status(node);
+    const before = await deps.probe.status(node); //                1. identity and mode, then the gate
     report.bootId = before.bootId;
-    if (before.watchersTable && before.watchersTable.toLowerCase() !== node.watchersTable.toLowerCase()) {
-      return finish({
-        outcome: "refused",
-        message: `node ${node.id} reports watchers table ${before.watchersTable}, the fleet config says ${node.watchersTable}; fix the config`,
-      });
-    }
-    const refusals = modeRefusals(node.id, before, deps.engine);
-    const foreign = foreignSocketCheck(node, deps.fleet, await deps.store.socketsInTable(node.watchersTable));
-    report.warnings.push(...foreign.warnings);
-    if (foreign.refusal) refusals.push(foreign.refusal);
-    if (refusals.length > 0) return finish({ outcome: "refused", message: refusals.join("\n") });
-
-    // 1. rows (paged on id by the store, every response below the Data API's 1 MiB), kept lean:
-    // a node may have 100k rows, held until the node has answered with its connections.
-    const filter = filterFor(node, request, nowSeconds, grace);
-    const kept = new KeptRows(node.contactStyle);
-    let afterId = 0;
-    for (;;) {
-      if (outOfTime()) {
-        return finish({
-          outcome: "not-reached",
-          message: `time budget ran out while reading rows (${kept.rows.length} read); nothing deleted on ${node.id}`,
-        });
-      }
-      const page = await deps.store.readPage(node.watchersTable, filter, afterId);
-      report.pages++;
-      for (const row of page.rows) kept.add(row);
-      deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: kept.rows.length });
-      const last = page.rows.at(-1);
-      if (page.done || !last) break;
-      afterId = last.id;
+    const sockets = await deps.store.socketsInTable(node.watchersTable);
+    const gate = gateNode(node, before, deps.engine, SWEEP_POLICY, deps.fleet, sockets);
+    report.warnings.push(...gate.warnings);
+    if (gate.refusal) return finish({ outcome: "refused", message: gate.refusal });
+    const filter = filterFor(node, request, Math.floor(started / 1000), options.expiredGraceSeconds ?? 30);
+    const kept = await readAllRows(deps, node, filter, report, () => outOfTime(clock, options)); // 2.
+    if (!kept) {
+      const message = `time budget ran out while reading rows; nothing deleted on ${node.id}`;
+      return finish({ outcome: "not-reached", message });
     }
     await deps.hooks?.afterRowsRead?.(node.id);
-
-    // 2. connections, strictly after the rows
-    const connections = await deps.probe.connections(node);
-    report.connections = connections.length;
-    const after = await deps.probe.status(node);
-    if (after.bootId !== before.bootId) {
-      report.warnings.push(
-        `node ${node.id} restarted during the sweep (boot ${before.bootId} → ${after.bootId})`,
-      );
-    }
-    report.bootId = after.bootId;
-
-    // 3. classify
-    const ctx = {
-      livePeers: livePeerSet(connections),
-      now: nowSeconds,
-      purgeExpired: request.scope === "expired" || !kamailioPurgesExpired(after.kamailioVersion),
-      expiredGraceSeconds: grace,
-    };
-    const stale: KeptRow[] = [];
-    let noPeer = 0;
-    for (const row of kept.rows) {
-      let reason: RowReason = classifyKept(row, ctx);
-      if (reason === "live" && row.peer === undefined) noPeer++;
-      // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
-      if (request.scope === "expired" && reason === "conn-closed") reason = "live";
-      if (reason === "live" && request.includeLive) reason = "requested";
-      row.reason = reason;
-      report.counts[reason]++;
-      if (reason === "live") continue;
-      if (stale.length >= request.limit) {
-        report.truncated = true;
-        continue;
-      }
-      stale.push(row);
-    }
-    if (noPeer > 0) {
-      (deps.telemetry ?? SILENT_TELEMETRY).count("GuardKeepsNoPeer", noPeer);
-      report.warnings.push(noPeerWarning(node.id, noPeer));
-    }
-    const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
-    const shown = request.list === "all" ? kept.rows : stale;
-    report.rows = shown.slice(0, maxListed).map((row) => reportRow(node.id, row));
-    if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
+    const after = await connectionsAfterRows(deps, node, before.bootId, report); // 3. strictly after
+    const stale = classifyAll(deps, node, kept, request, options, report, after, started); //  4.
     if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });
-
-    // 4. delete by id and the same predicate, in chunks: each deleted row audited and counted
-    const telemetry = deps.telemetry ?? SILENT_TELEMETRY;
-    const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
-    const targets = new Set<RefreshTarget>();
-    for (let i = 0; i < stale.length; i += chunk) {
-      const part = stale.slice(i, i + chunk);
-      const deleted = await deleteGuarded(
-        telemetry,
-        node,
-        deps.deletedBy ?? "reconciler",
-        part.map(chosenOf),
-        () => deps.store.deleteRows(node.watchersTable, part.map(guardOf), filter),
-      );
-      report.deleted += deleted.length;
-      for (const d of deleted) targets.add(byId(part, d.row.id).target);
-      deps.hooks?.onProgress?.({
-        node: node.id,
-        phase: "delete",
-        done: i + part.length,
-        total: stale.length,
-      });
-    }
-
-    // 5. one refresh per affected (presentity, event), so survivors get the current state
-    const facts = { ...after, source: "status" as const };
-    const refreshes: RefreshOutcome[] = [];
-    const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
-    for (const { presentity, event } of targets) {
-      const fault = await refreshFault(deps, node, facts, presentity, event);
-      const decision = decideRefreshOutcome(fault, {
-        askedByEvents: false,
-        canFollowUp: deps.followUps !== undefined,
-      });
-      const outcome = refreshOutcomeOf(presentity, event, fault);
-      refreshes.push(outcome);
-      if (decision === "ok") telemetry.count("RefreshOk");
-      if (decision === "failed") telemetry.count("RefreshFailed");
-      if (decision === "degraded") telemetry.count("RefreshDegraded");
-      if (decision === "follow-up") {
-        const key = { presentityUri: presentity, event };
-        owed.push({ outcome, followUp: refreshRequested(node.id, key, (deps.now ?? Date.now)()) });
-      }
-      deps.hooks?.onProgress?.({
-        node: node.id,
-        phase: "refresh",
-        done: refreshes.length,
-        total: targets.size,
-      });
-    }
-    if (owed.length > 0 && deps.followUps) {
-      try {
-        await deps.followUps.send(owed.map((o) => o.followUp));
-        telemetry.count("RefreshDeferred", owed.length);
-        for (const o of owed) {
-          o.outcome.outcome = "deferred";
-          o.outcome.message = `${o.outcome.message}; a refresh.requested follow-up was queued`;
-        }
-      } catch (err) {
-        report.warnings.push(
-          `node ${node.id}: ${owed.length} refreshes owed after the deletes could not be queued (${errorMessage(err)}); their survivors get the state with the next change of each presentity`,
-        );
-      }
-    }
+    const targets = await deleteStale(deps, node, stale, filter, options, report); //         5.
+    const refreshes = await refreshTargets(deps, node, after.facts, targets, report, clock); // 6.
     return finish({ outcome: "done", refreshes });
   } catch (err) {
     return finish({ outcome: "error", message: `node ${node.id}: ${errorMessage(err)}` });
+  }
+}
+
+const outOfTime = (clock: Clock, options: SweepOptions) =>
+  options.deadline !== undefined && clock.now() >= options.deadline;
+
+/** Step 2: every row in scope, paged on id by the store, kept lean; undefined when time ran out. */
+async function readAllRows(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  filter: RowFilter,
+  report: NodeReport,
+  timeIsUp: () => boolean,
+): Promise<KeptRows | undefined> {
+  const kept = new KeptRows(node.contactStyle);
+  let afterId = 0;
+  for (;;) {
+    if (timeIsUp()) return undefined;
+    const page = await deps.store.readPage(node.watchersTable, filter, afterId);
+    report.pages++;
+    for (const row of page.rows) kept.add(row);
+    deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: kept.rows.length });
+    const last = page.rows.at(-1);
+    if (page.done || !last) return kept;
+    afterId = last.id;
+  }
+}
+
+interface AfterRows {
+  live: Set<string>;
+  facts: NodeFacts;
+}
+
+/** Step 3: the node's connections and status, asked after the rows were read. */
+async function connectionsAfterRows(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  bootBefore: string,
+  report: NodeReport,
+): Promise<AfterRows> {
+  const connections = await deps.probe.connections(node);
+  report.connections = connections.length;
+  const after = await deps.probe.status(node);
+  if (after.bootId !== bootBefore)
+    report.warnings.push(`node ${node.id} restarted during the sweep (boot ${bootBefore} → ${after.bootId})`);
+  report.bootId = after.bootId;
+  return { live: livePeerSet(connections), facts: { ...after, source: "status" } };
+}
+
+/** Step 4: each row's reason (counted and listed); returns the rows to delete, up to the limit. */
+function classifyAll(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  kept: KeptRows,
+  request: CleanupRequest,
+  options: SweepOptions,
+  report: NodeReport,
+  after: AfterRows,
+  startedMs: number,
+): KeptRow[] {
+  const ctx = {
+    livePeers: after.live,
+    now: Math.floor(startedMs / 1000),
+    purgeExpired: request.scope === "expired" || !kamailioPurgesExpired(after.facts.kamailioVersion),
+    expiredGraceSeconds: options.expiredGraceSeconds ?? 30,
+  };
+  const stale: KeptRow[] = [];
+  let noPeer = 0;
+  for (const row of kept.rows) {
+    let reason: RowReason = classifyKept(row, ctx);
+    if (reason === "live" && row.peer === undefined) noPeer++;
+    // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
+    if (request.scope === "expired" && reason === "conn-closed") reason = "live";
+    if (reason === "live" && request.includeLive) reason = "requested";
+    row.reason = reason;
+    report.counts[reason]++;
+    if (reason === "live") continue;
+    if (stale.length >= request.limit) report.truncated = true;
+    else stale.push(row);
+  }
+  if (noPeer > 0) {
+    (deps.telemetry ?? SILENT_TELEMETRY).count("GuardKeepsNoPeer", noPeer);
+    report.warnings.push(noPeerWarning(node.id, noPeer));
+  }
+  const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
+  const shown = request.list === "all" ? kept.rows : stale;
+  report.rows = shown.slice(0, maxListed).map((row) => reportRow(node.id, row));
+  if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
+  return stale;
+}
+
+/** Step 5: the kernel's guarded delete, in chunks; returns the (presentity, event) pairs touched. */
+async function deleteStale(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  stale: readonly KeptRow[],
+  filter: RowFilter,
+  options: SweepOptions,
+  report: NodeReport,
+): Promise<Set<RefreshTarget>> {
+  const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
+  const targets = new Set<RefreshTarget>();
+  for (let i = 0; i < stale.length; i += chunk) {
+    const part = stale.slice(i, i + chunk);
+    const deleted = await deleteGuarded(
+      deps.telemetry ?? SILENT_TELEMETRY,
+      node,
+      deps.deletedBy ?? "reconciler",
+      part.map(chosenOf),
+      () => deps.store.deleteRows(node.watchersTable, part.map(guardOf), filter),
+    );
+    report.deleted += deleted.length;
+    for (const d of deleted) targets.add(byId(part, d.row.id).target);
+    deps.hooks?.onProgress?.({ node: node.id, phase: "delete", done: i + part.length, total: stale.length });
+  }
+  return targets;
+}
+
+/** Step 6: one refresh per pair; what a fault becomes is the worker's decideRefreshOutcome. */
+async function refreshTargets(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  facts: NodeFacts,
+  targets: ReadonlySet<RefreshTarget>,
+  report: NodeReport,
+  clock: Clock,
+): Promise<RefreshOutcome[]> {
+  const telemetry = deps.telemetry ?? SILENT_TELEMETRY;
+  const refreshes: RefreshOutcome[] = [];
+  const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
+  for (const { presentity, event } of targets) {
+    const fault = await refreshFault(deps, node, facts, presentity, event);
+    const decision = decideRefreshOutcome(fault, {
+      askedByEvents: false,
+      canFollowUp: deps.followUps !== undefined,
+    });
+    const outcome = refreshOutcomeOf(presentity, event, fault);
+    refreshes.push(outcome);
+    if (decision !== "follow-up" && decision !== "retry") telemetry.count(REFRESH_METRIC[decision]);
+    if (decision === "follow-up") {
+      const followUp = refreshRequested(node.id, { presentityUri: presentity, event }, clock.now());
+      owed.push({ outcome, followUp });
+    }
+    deps.hooks?.onProgress?.({
+      node: node.id,
+      phase: "refresh",
+      done: refreshes.length,
+      total: targets.size,
+    });
+  }
+  await sendOwed(deps, node, owed, report);
+  return refreshes;
+}
+
+const REFRESH_METRIC = { ok: "RefreshOk", failed: "RefreshFailed", degraded: "RefreshDegraded" } as const;
+
+/** Refreshes owed after the deletes (node unreachable): refresh.requested on the follow-up queue. */
+async function sendOwed(
+  deps: SweepDeps,
+  node: ReconcileNodeConfig,
+  owed: readonly { outcome: RefreshOutcome; followUp: RefreshRequested }[],
+  report: NodeReport,
+): Promise<void> {
+  if (owed.length === 0 || !deps.followUps) return;
+  try {
+    await deps.followUps.send(owed.map((o) => o.followUp));
+    (deps.telemetry ?? SILENT_TELEMETRY).count("RefreshDeferred", owed.length);
+    for (const o of owed) {
+      o.outcome.outcome = "deferred";
+      o.outcome.message = `${o.outcome.message}; a refresh.requested follow-up was queued`;
+    }
+  } catch (err) {
+    report.warnings.push(
+      `node ${node.id}: ${owed.length} refreshes owed after the deletes could not be queued (${errorMessage(err)}); their survivors get the state with the next change of each presentity`,
+    );
   }
 }
 
@@ -519,7 +565,8 @@ export async function runCleanup(
   request: CleanupRequest,
   options: SweepOptions = {},
 ): Promise<CleanupReport> {
-  const startedAt = new Date();
+  const clock = clockOf(deps.now);
+  const startedAt = new Date(clock.now());
   const nodes = request.node ? deps.fleet.filter((n) => n.id === request.node) : [...deps.fleet];
   if (request.node && nodes.length === 0) {
     throw new RequestError(
@@ -532,7 +579,7 @@ export async function runCleanup(
     const sharedMessage = shared.get(node.id);
     if (sharedMessage) {
       reports[i] = { ...emptyReport(node.id), outcome: "refused", message: sharedMessage };
-    } else if (options.deadline !== undefined && Date.now() >= options.deadline) {
+    } else if (outOfTime(clock, options)) {
       reports[i] = {
         ...emptyReport(node.id),
         outcome: "not-reached",
@@ -542,5 +589,5 @@ export async function runCleanup(
       reports[i] = await sweepNode(deps, node, request, options);
     }
   });
-  return summarize(request, startedAt, reports);
+  return summarize(request, startedAt, reports, clock.now());
 }

@@ -144,8 +144,8 @@ export function sharedTableMessage(nodeId: string, table: string, nodeIds: reado
  * configured node; an unknown socket only warns (it may be a non-WS listener missing from the config).
  */
 export function foreignSocketCheck(
-  node: ReconcileNodeConfig,
-  fleet: readonly ReconcileNodeConfig[],
+  node: Pick<ReconcileNodeConfig, "id" | "socketInfo" | "watchersTable">,
+  fleet: readonly Pick<ReconcileNodeConfig, "id" | "socketInfo">[],
   socketsInTable: readonly string[],
 ): { refusal?: string; warnings: string[] } {
   const mine = new Set(node.socketInfo.map((s) => s.toLowerCase()));

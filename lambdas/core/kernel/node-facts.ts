@@ -56,7 +56,7 @@ export class NodeFactsCache {
     const differs = (["kamailioVersion", "subsDbMode", "notifierProcesses"] as const).some(
       (k) => String(facts[k]) !== String(config[k]),
     );
-    if (differs || (status.watchersTable && status.watchersTable !== node.watchersTable)) {
+    if (differs) {
       this.telemetry.warn("node status differs from the fleet config; the node wins", {
         node: node.id,
         status,

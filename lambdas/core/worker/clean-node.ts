@@ -16,6 +16,7 @@ import { factsFromConfig, type NodeConfig } from "../fleet.ts";
 import { bootProblem } from "../kernel/admission.ts";
 import { type ChosenRow, deleteGuarded } from "../kernel/delete-guarded.ts";
 import { judgeRow, type Match } from "../kernel/guard.ts";
+import { gateNode, WORKER_POLICY } from "../kernel/node-gate.ts";
 import { contactMatchesPeer, peerKey } from "../peer.ts";
 import { type DialogWork, dialogKeyId, type NodePlan, type PeerWork, type SourcedEvent } from "../plan.ts";
 import { type KamailioClient, scopeOf, type WatcherCriteria, type WatcherRow } from "../ports.ts";
@@ -46,11 +47,11 @@ export async function cleanNode(ctx: BatchContext, plan: NodePlan): Promise<void
   const work = admitByBoot(ctx, plan, facts.bootId);
   const admitted = sourcesOf(work);
   if (admitted.length === 0) return;
-  if (facts.subsDbMode !== 3) {
-    // Modes 0-2 keep subscriptions in shared memory: deleting rows changes nothing.
-    const reason = `node ${node.id} runs subs_db_mode=${facts.subsDbMode} (from its ${facts.source}): subscriptions live in shared memory and deleting rows cannot help; cleanup refused (use subs_db_mode=3)`;
-    ctx.ledger.log.error("cleanup refused", { node: node.id, reason });
-    return ctx.ledger.deadLetter(admitted, reason, "EventsRefused");
+  const gate = gateNode(node, facts, ctx.engine, WORKER_POLICY);
+  for (const warning of gate.warnings) ctx.ledger.log.warn("node gate", { node: node.id, warning });
+  if (gate.refusal) {
+    ctx.ledger.log.error("cleanup refused", { node: node.id, reason: gate.refusal });
+    return ctx.ledger.deadLetter(admitted, `${gate.refusal} (cleanup refused)`, "EventsRefused");
   }
   await cleanWork(ctx, node, work);
 }
