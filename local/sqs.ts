@@ -79,6 +79,8 @@ export function createLocalSqsClient(endpoint: string): SQSClient {
  */
 export const SQS_REFUSED_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
 
+const sqsRefuses = (text: string): boolean => SQS_REFUSED_CHAR.test(text);
+
 /**
  * Makes fauxqs accept what SQS accepts and refuse what it refuses: its check is one RegExp object
  * shared by SendMessage, SendMessageBatch and the query protocol, so its `test` is replaced on that
@@ -91,7 +93,7 @@ async function alignBodyCheckWithSqs(): Promise<void> {
   const check = types.INVALID_MESSAGE_BODY_CHAR;
   if (!check)
     throw new Error("fauxqs: INVALID_MESSAGE_BODY_CHAR not found (fauxqs upgraded? re-check local/sqs.ts)");
-  Object.defineProperty(check, "test", { value: (text: string) => SQS_REFUSED_CHAR.test(text) });
+  if (check.test !== sqsRefuses) Object.defineProperty(check, "test", { value: sqsRefuses });
 }
 
 export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<LocalSqs> {

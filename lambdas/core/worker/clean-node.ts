@@ -15,7 +15,7 @@ import {
 import { factsFromConfig, type NodeConfig } from "../fleet.ts";
 import { bootProblem } from "../kernel/admission.ts";
 import { type ChosenRow, deleteGuarded } from "../kernel/delete-guarded.ts";
-import { judgeRow, type Match } from "../kernel/guard.ts";
+import { judgeRow, type Match, wsPeerKey } from "../kernel/guard.ts";
 import { gateNode, WORKER_POLICY } from "../kernel/node-gate.ts";
 import { contactMatchesPeer, peerKey } from "../peer.ts";
 import { type DialogWork, dialogKeyId, type NodePlan, type PeerWork, type SourcedEvent } from "../plan.ts";
@@ -168,7 +168,10 @@ async function deleteStale(ctx: BatchContext, node: NodeConfig, work: NodeWork):
   for (const c of candidates) {
     const verdict = judgeRow(c.row, c.match, live, node.contactStyle);
     if (verdict.delete) chosen.push({ row: c.row, reason: c.reason, source: c.source, peer: verdict.peer });
-    else ctx.ledger.kept(verdict.why, { node: node.id, rowId: c.row.id, contact: c.row.contact });
+    else {
+      const peer = wsPeerKey(c.row.contact, node.contactStyle);
+      ctx.ledger.kept(verdict.why, { node: node.id, rowId: c.row.id, contact: c.row.contact, peer });
+    }
   }
   if (chosen.length === 0) return;
   await ctx.beforeDelete?.(
