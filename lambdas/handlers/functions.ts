@@ -74,7 +74,7 @@ export function toBatchResponse(result: Pick<BatchResult, "failedMessageIds">): 
 
 /** Worker: SQS batch of ingest messages → createWorker → SQSBatchResponse (reportBatchItemFailures). */
 export function createWorkerHandler(
-  deps: WorkerDeps & { flush?: () => void; /** ARN of the follow-up queue */ followUpQueueArn?: string },
+  deps: WorkerDeps & { flush?: () => void /** ARN of the follow-up queue */; followUpQueueArn?: string },
 ) {
   const processBatch = createWorker(deps);
   const originOf = (arn: string | undefined) =>

@@ -4,8 +4,9 @@
  * body, or a DLQ redrive, can never ask for it); a deleting event is admitted only when fresh, and a notify.failed only with the version
  * its delete will compare (kernel/admission.ts). Pure apart from the ledger.
  */
-import { DEFAULT_FRESHNESS, type Freshness, freshnessProblem } from "../kernel/admission.ts";
+
 import { admitEvent } from "../ingest-identity.ts";
+import { DEFAULT_FRESHNESS, type Freshness, freshnessProblem } from "../kernel/admission.ts";
 import { parseMessage } from "../parse.ts";
 import type { SourcedEvent } from "../plan.ts";
 import type { BatchLedger } from "./ledger.ts";
