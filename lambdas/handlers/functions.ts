@@ -73,9 +73,10 @@ export function toBatchResponse(result: Pick<BatchResult, "failedMessageIds">): 
 }
 
 /** Worker: SQS batch of ingest messages → createWorker → SQSBatchResponse (reportBatchItemFailures). */
-export function createWorkerHandler(
-  deps: WorkerDeps & { flush?: () => void /** ARN of the follow-up queue */; followUpQueueArn?: string },
-) {
+/** The worker's ports, the metrics flush, and the follow-up queue's ARN (the only source of refresh.requested). */
+type WorkerHandlerDeps = WorkerDeps & { flush?: () => void; followUpQueueArn?: string | undefined };
+
+export function createWorkerHandler(deps: WorkerHandlerDeps) {
   const processBatch = createWorker(deps);
   const originOf = (arn: string | undefined) =>
     deps.followUpQueueArn && arn === deps.followUpQueueArn ? ("follow-ups" as const) : ("events" as const);
