@@ -8,8 +8,8 @@ import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { isResponseTooLarge } from "../core/classify.ts";
 import type { DatabaseConfig } from "../core/fleet.ts";
 import type { DeletedRow } from "../core/kernel/delete-guarded.ts";
-import type { WatcherRow } from "../core/ports.ts";
-import type { ReconcileStore, RowFilter } from "../core/reconcile-sweep.ts";
+import type { RowFilter, SweepStore, WatcherRow } from "../core/ports.ts";
+
 import { DATA_API_RESPONSE_LIMIT, type Dialect, dialogKeyClause, ParamBuilder } from "../core/sql.ts";
 import {
   existingIdsStatement,
@@ -161,7 +161,7 @@ export function createNodeTableStatements(dialect: Dialect, table: string): Stat
   ];
 }
 
-export class DataApiReconcileStore implements ReconcileStore {
+export class DataApiReconcileStore implements SweepStore {
   readonly executor: DataApiExecutor;
   readonly stats: ReadStats = { pages: 0, rows: 0, largestResponseBytes: 0, shrinks: 0 };
   #pageRows = FIRST_PAGE_ROWS;

@@ -78,6 +78,37 @@ export interface WatcherStore {
   ): Promise<{ nodeId: string; presentityUri: string; event: string }[]>;
 }
 
+/** SQL-side narrowing of the rows a sweep request is about (always within the node's sockets). */
+export interface RowFilter {
+  socketInfo: string[];
+  presentity?: string;
+  event?: string;
+  watcher?: { username: string; domain: string };
+  dialog?: { callId: string; toTag: string; fromTag: string };
+  /** Only rows with `expires` below this (epoch seconds). */
+  expiresBefore?: number;
+}
+
+/** The sweep's store (reconciler, on-demand cleanup, kwc): paged reads over a whole node table. */
+export interface SweepStore {
+  /** Distinct socket_info values of a table (finds other nodes' rows in it). */
+  socketsInTable(table: string): Promise<string[]>;
+  /**
+   * The next page of rows matching the filter with id > afterId, ascending by id. The store sizes
+   * its pages (each Data API response under 1 MiB); `done` when no row follows.
+   */
+  readPage(table: string, filter: RowFilter, afterId: number): Promise<{ rows: WatcherRow[]; done: boolean }>;
+  /**
+   * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
+   * between rewrites it) and still matches the filter. Returns the rows deleted, with their watcher.
+   */
+  deleteRows(
+    table: string,
+    rows: readonly Pick<WatcherRow, "id" | "expires">[],
+    filter: RowFilter,
+  ): Promise<readonly { id: number; watcherUsername?: string; watcherDomain?: string }[]>;
+}
+
 /** One entry of `core.tcp_list`: src = the peer, dst = the listener. */
 export interface TcpConnection {
   id: number;

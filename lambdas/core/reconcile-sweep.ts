@@ -1,5 +1,5 @@
 /**
- * The reconcile / on-demand cleanup sweep over ports (store, node probe): per node it reads the
+ * The reconcile / on-demand cleanup sweep over ports (store, Kamailio): per node it reads the
  * rows in scope (paged), THEN asks the node which peers are connected (never in parallel: a row
  * whose connection is alive cannot be missed), classifies, deletes by id and the same predicate,
  * and refreshes each affected (presentity, event) once on that node. A refresh that hits a
@@ -7,7 +7,7 @@
  * for the worker: the rows that named the presentity are gone, so no later sweep would redo it.
  */
 
-import { classifyRpcError, type Fault, refreshFaultMeaning } from "./classify.ts";
+import { classifyRpcError, type Fault } from "./classify.ts";
 import {
   type CleanupReport,
   type CleanupRequest,
@@ -20,74 +20,31 @@ import {
 } from "./cleanup-request.ts";
 import { type Clock, clockOf } from "./clock.ts";
 import type { RefreshRequested } from "./contract.ts";
-import type { NodeFacts } from "./fleet.ts";
+import type { ContactStyle, DatabaseEngine, NodeConfig, NodeFacts } from "./fleet.ts";
 import { refreshRequested } from "./follow-up.ts";
-import { type ChosenRow, type DeletedRow, deleteGuarded } from "./kernel/delete-guarded.ts";
+import { type ChosenRow, deleteGuarded } from "./kernel/delete-guarded.ts";
+import { liveSetOf } from "./kernel/liveness.ts";
 import { gateNode, SWEEP_POLICY } from "./kernel/node-gate.ts";
 import { decideRefreshOutcome } from "./kernel/refresh-outcome.ts";
 import { forEachBounded } from "./pool.ts";
-import type { DeletedBy, FollowUpSink, Telemetry } from "./ports.ts";
+import {
+  type DeletedBy,
+  type FollowUpSink,
+  factsFromStatus,
+  type KamailioClient,
+  type RowFilter,
+  type SweepStore,
+  type Telemetry,
+  type WatcherRow,
+} from "./ports.ts";
 import {
   type Classification,
   type ClassifyContext,
-  type ContactStyle,
   contactPeer,
-  type DatabaseEngine,
   kamailioPurgesExpired,
-  livePeerSet,
-  type NodeMode,
   peerKey,
-  type ReconcileNodeConfig,
   sharedTableRefusals,
-  type TcpConnection,
-  type WatcherRow,
 } from "./reconcile.ts";
-
-/** SQL-side narrowing of the rows a request is about (always within the node's sockets). */
-export interface RowFilter {
-  socketInfo: string[];
-  presentity?: string;
-  event?: string;
-  watcher?: { username: string; domain: string };
-  dialog?: { callId: string; toTag: string; fromTag: string };
-  /** Only rows with `expires` below this (epoch seconds). */
-  expiresBefore?: number;
-}
-
-export interface ReconcileStore {
-  /** Distinct socket_info values of a table (finds other nodes' rows in it). */
-  socketsInTable(table: string): Promise<string[]>;
-  /**
-   * The next page of rows matching the filter with id > afterId, ascending by id. The store sizes
-   * its pages (each Data API response under 1 MiB); `done` when no row follows.
-   */
-  readPage(table: string, filter: RowFilter, afterId: number): Promise<{ rows: WatcherRow[]; done: boolean }>;
-  /**
-   * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
-   * between rewrites it) and still matches the filter. Returns the rows deleted, with their watcher.
-   */
-  deleteRows(
-    table: string,
-    rows: readonly Pick<WatcherRow, "id" | "expires">[],
-    filter: RowFilter,
-  ): Promise<readonly DeletedRow[]>;
-}
-
-export interface NodeStatus extends NodeMode {
-  bootId: string;
-}
-
-export interface NodeProbe {
-  status(node: ReconcileNodeConfig): Promise<NodeStatus>;
-  /** Every connection of the node (core.tcp_list), peer side. */
-  connections(node: ReconcileNodeConfig): Promise<TcpConnection[]>;
-  /** presence.refreshWatchers [presentity, event, 1]. */
-  refresh(
-    node: ReconcileNodeConfig,
-    presentity: string,
-    event: string,
-  ): Promise<{ ok: boolean; message?: string }>;
-}
 
 export interface SweepHooks {
   /** Test seam: runs after the rows were read and before the node is asked for its connections. */
@@ -102,10 +59,11 @@ export interface SweepHooks {
 }
 
 export interface SweepDeps {
-  store: ReconcileStore;
-  probe: NodeProbe;
+  store: SweepStore;
+  /** The same Kamailio port the worker uses: status, core.tcp_list, presence.refreshWatchers. */
+  kamailio: KamailioClient;
   engine: DatabaseEngine;
-  fleet: readonly ReconcileNodeConfig[];
+  fleet: readonly NodeConfig[];
   /** The events queue, for refreshes owed after deletes that hit a transient fault. */
   followUps?: FollowUpSink;
   hooks?: SweepHooks;
@@ -149,12 +107,7 @@ function splitAor(aor: string): { username: string; domain: string } {
   return { username: bare.slice(0, at), domain: bare.slice(at + 1) };
 }
 
-function filterFor(
-  node: ReconcileNodeConfig,
-  request: CleanupRequest,
-  nowSeconds: number,
-  grace: number,
-): RowFilter {
+function filterFor(node: NodeConfig, request: CleanupRequest, nowSeconds: number, grace: number): RowFilter {
   const filter: RowFilter = { socketInfo: node.socketInfo };
   switch (request.scope) {
     case "presentity":
@@ -326,16 +279,14 @@ function byId(rows: readonly KeptRow[], id: number): KeptRow {
 /** The fault of one refresh, classified as the worker classifies it (a 500 keeps its per-version meaning). */
 async function refreshFault(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   facts: NodeFacts,
   presentity: string,
   event: string,
 ): Promise<Fault | undefined> {
   try {
-    const r = await deps.probe.refresh(node, presentity, event);
-    if (r.ok) return undefined;
-    const detail = r.message ?? "refresh failed";
-    return { kind: "refresh-fault", detail, meaning: refreshFaultMeaning(facts, deps.engine) };
+    await deps.kamailio.refreshWatchers(node, presentity, event);
+    return undefined;
   } catch (err) {
     return classifyRpcError(err, "presence.refreshWatchers", facts, deps.engine);
   }
@@ -350,7 +301,7 @@ function refreshOutcomeOf(presentity: string, event: string, fault: Fault | unde
 /** Sweeps one node, as docs/reconcile.md lists the steps. Never throws: faults end up in the report. */
 export async function sweepNode(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   request: CleanupRequest,
   options: SweepOptions = {},
 ): Promise<NodeReport> {
@@ -360,7 +311,7 @@ export async function sweepNode(
   const finish = (patch: Partial<NodeReport>): NodeReport =>
     Object.assign(report, patch, { durationMs: clock.now() - started });
   try {
-    const before = await deps.probe.status(node); //                1. identity and mode, then the gate
+    const before = await statusOf(deps, node); //                   1. identity and mode, then the gate
     report.bootId = before.bootId;
     const sockets = await deps.store.socketsInTable(node.watchersTable);
     const gate = gateNode(node, before, deps.engine, SWEEP_POLICY, deps.fleet, sockets);
@@ -390,7 +341,7 @@ const outOfTime = (clock: Clock, options: SweepOptions) =>
 /** Step 2: every row in scope, paged on id by the store, kept lean; undefined when time ran out. */
 async function readAllRows(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   filter: RowFilter,
   report: NodeReport,
   timeIsUp: () => boolean,
@@ -409,6 +360,12 @@ async function readAllRows(
   }
 }
 
+/** The node's facts from its status endpoint (the sweep never falls back to the config). */
+async function statusOf(deps: SweepDeps, node: NodeConfig): Promise<NodeFacts & { bootId: string }> {
+  const facts = factsFromStatus(node, await deps.kamailio.status(node));
+  return { ...facts, bootId: facts.bootId ?? "unknown" };
+}
+
 interface AfterRows {
   live: Set<string>;
   facts: NodeFacts;
@@ -417,23 +374,23 @@ interface AfterRows {
 /** Step 3: the node's connections and status, asked after the rows were read. */
 async function connectionsAfterRows(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   bootBefore: string,
   report: NodeReport,
 ): Promise<AfterRows> {
-  const connections = await deps.probe.connections(node);
+  const connections = await deps.kamailio.tcpList(node);
   report.connections = connections.length;
-  const after = await deps.probe.status(node);
+  const after = await statusOf(deps, node);
   if (after.bootId !== bootBefore)
     report.warnings.push(`node ${node.id} restarted during the sweep (boot ${bootBefore} → ${after.bootId})`);
   report.bootId = after.bootId;
-  return { live: livePeerSet(connections), facts: { ...after, source: "status" } };
+  return { live: liveSetOf(connections), facts: after };
 }
 
 /** Step 4: each row's reason (counted and listed); returns the rows to delete, up to the limit. */
 function classifyAll(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   kept: KeptRows,
   request: CleanupRequest,
   options: SweepOptions,
@@ -475,7 +432,7 @@ function classifyAll(
 /** Step 5: the kernel's guarded delete, in chunks; returns the (presentity, event) pairs touched. */
 async function deleteStale(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   stale: readonly KeptRow[],
   filter: RowFilter,
   options: SweepOptions,
@@ -502,7 +459,7 @@ async function deleteStale(
 /** Step 6: one refresh per pair; what a fault becomes is the worker's decideRefreshOutcome. */
 async function refreshTargets(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   facts: NodeFacts,
   targets: ReadonlySet<RefreshTarget>,
   report: NodeReport,
@@ -540,7 +497,7 @@ const REFRESH_METRIC = { ok: "RefreshOk", failed: "RefreshFailed", degraded: "Re
 /** Refreshes owed after the deletes (node unreachable): refresh.requested on the follow-up queue. */
 async function sendOwed(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   owed: readonly { outcome: RefreshOutcome; followUp: RefreshRequested }[],
   report: NodeReport,
 ): Promise<void> {

@@ -11,7 +11,6 @@ import type { FleetConfig } from "../core/fleet.ts";
 import { ingestNodeOf } from "../core/ingest-identity.ts";
 import { formatIssues } from "../core/parse.ts";
 import type { DeletedBy, FollowUpSink, KamailioClient, Telemetry } from "../core/ports.ts";
-import { kamailioProbe } from "../core/reconcile-probe.ts";
 import { RequestError, runCleanup, type SweepHooks, type SweepOptions } from "../core/reconcile-sweep.ts";
 import { type BatchResult, createWorker, type WorkerDeps } from "../core/worker.ts";
 
@@ -39,7 +38,7 @@ export interface RunOptions extends SweepOptions {
 export function sweepPorts(runtime: FleetRuntime, fleet: FleetConfig) {
   return {
     store: new DataApiReconcileStore(runtime.rdsData, fleet.database),
-    probe: kamailioProbe(runtime.kamailio, fleet.nodes),
+    kamailio: runtime.kamailio,
     engine: fleet.database.engine,
     fleet: fleet.nodes,
   };

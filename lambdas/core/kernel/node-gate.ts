@@ -11,8 +11,8 @@
  * | status names another watchers table       | warned (the node wins)    | refused (fix the config)         |
  * | the table holds another node's sockets    | not checked (hot path)    | refused; unknown sockets warned  |
  */
-import { type ContactStyle, type DatabaseEngine, versionAtLeast } from "../fleet.ts";
-import { foreignSocketCheck, modeRefusals } from "../reconcile.ts";
+import { type ContactStyle, type DatabaseEngine, type NodeFacts, versionAtLeast } from "../fleet.ts";
+import { foreignSocketCheck, modeRefusals, type NodeMode } from "../reconcile.ts";
 
 export interface GatePolicy {
   notifierOnPostgres57: "refuse" | "allow";
@@ -40,15 +40,8 @@ export interface GatedNode {
   contactStyle: ContactStyle;
 }
 
-/** The node's mode now (its status wins over the config). */
-export interface NodeMode {
-  kamailioVersion: string;
-  subsDbMode: number;
-  notifierProcesses: number;
-  watchersTable?: string | undefined;
-  /** Where the mode came from, for the messages. */
-  source?: "status" | "config";
-}
+/** The node's mode now (its status wins over the config), and where it came from. */
+type GatedMode = NodeMode & Partial<Pick<NodeFacts, "watchersTable" | "source">>;
 
 export interface GateVerdict {
   refusal?: string;
@@ -57,7 +50,7 @@ export interface GateVerdict {
 
 export function gateNode(
   node: GatedNode,
-  mode: NodeMode,
+  mode: GatedMode,
   engine: DatabaseEngine,
   policy: GatePolicy,
   fleet: readonly GatedNode[] = [],
@@ -87,14 +80,14 @@ export function gateNode(
   return refusals.length > 0 ? { refusal: refusals.join("\n"), warnings } : { warnings };
 }
 
-function isNotifierOnPostgres57(mode: NodeMode, engine: DatabaseEngine): boolean {
+function isNotifierOnPostgres57(mode: GatedMode, engine: DatabaseEngine): boolean {
   return (
     engine === "postgres" && mode.notifierProcesses > 0 && versionAtLeast(mode.kamailioVersion, [5, 7, 0])
   );
 }
 
 /** `subs_db_mode=2` → `subs_db_mode=2 (from its status)`: says which source the verdict read. */
-function withSource(message: string, mode: NodeMode): string {
+function withSource(message: string, mode: GatedMode): string {
   if (!mode.source) return message;
   return message.replace(/(subs_db_mode=\d+|notifier_processes=\d+)/, `$1 (from its ${mode.source})`);
 }

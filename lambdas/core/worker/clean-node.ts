@@ -16,10 +16,11 @@ import { factsFromConfig, type NodeConfig } from "../fleet.ts";
 import { bootProblem } from "../kernel/admission.ts";
 import { type ChosenRow, deleteGuarded } from "../kernel/delete-guarded.ts";
 import { judgeRow, type Match, wsPeerKey } from "../kernel/guard.ts";
+import { livePeers } from "../kernel/liveness.ts";
 import { gateNode, WORKER_POLICY } from "../kernel/node-gate.ts";
-import { contactMatchesPeer, peerKey } from "../peer.ts";
+import { contactMatchesPeer } from "../peer.ts";
 import { type DialogWork, dialogKeyId, type NodePlan, type PeerWork, type SourcedEvent } from "../plan.ts";
-import { type KamailioClient, scopeOf, type WatcherCriteria, type WatcherRow } from "../ports.ts";
+import { scopeOf, type WatcherCriteria, type WatcherRow } from "../ports.ts";
 import type { BatchContext } from "./context.ts";
 
 /** The events of one node still to act on: split in halves when a statement fails on their data. */
@@ -109,12 +110,6 @@ function failWork(ctx: BatchContext, node: NodeConfig, sources: SourcedEvent[], 
   }
   ctx.ledger.log.error("cleanup failed permanently", { node: node.id, detail: fault.detail });
   ctx.ledger.deadLetter(sources, `cleanup on node ${node.id} failed: ${fault.detail}`);
-}
-
-/** Every peer connected to the node now (any transport): asked after the rows it judges were read. */
-export async function livePeers(kamailio: KamailioClient, node: NodeConfig): Promise<Set<string>> {
-  const list = await kamailio.tcpList(node);
-  return new Set(list.map((c) => peerKey({ ip: c.srcIp, port: c.srcPort })));
 }
 
 interface Candidate {

@@ -10,10 +10,10 @@ import type { NodeConfig } from "../fleet.ts";
 import { refreshRequested } from "../follow-up.ts";
 import { type ChosenRow, deleteGuarded } from "../kernel/delete-guarded.ts";
 import { judgeRow, wsPeerKey } from "../kernel/guard.ts";
+import { livePeers } from "../kernel/liveness.ts";
 import { decideRefreshOutcome } from "../kernel/refresh-outcome.ts";
 import { forEachBounded } from "../pool.ts";
 import { type PresentityKey, scopeOf } from "../ports.ts";
-import { livePeers } from "./clean-node.ts";
 import type { BatchContext } from "./context.ts";
 import type { OwedRefresh } from "./refresh-set.ts";
 

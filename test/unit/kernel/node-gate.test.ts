@@ -1,10 +1,10 @@
 // What each use case refuses, warns about or allows (kernel/node-gate.ts); README "Kamailio
 // versions and what they need" says the same.
 import { describe, expect, it } from "vitest";
+import type { NodeFacts } from "../../../lambdas/core/fleet.ts";
 import {
   type GatePolicy,
   gateNode,
-  type NodeMode,
   SWEEP_POLICY,
   WORKER_POLICY,
 } from "../../../lambdas/core/kernel/node-gate.ts";
@@ -16,6 +16,10 @@ const node = {
   contactStyle: "nated" as const,
 };
 const other = { ...node, id: "b", socketInfo: ["tcp:10.0.0.2:8080"], watchersTable: "aw_b" };
+type NodeMode = Pick<
+  NodeFacts,
+  "kamailioVersion" | "subsDbMode" | "notifierProcesses" | "watchersTable" | "source"
+>;
 const ok: NodeMode = { kamailioVersion: "5.6.3", subsDbMode: 3, notifierProcesses: 0, source: "status" };
 
 type Expect = "ok" | "warn" | "refuse";
