@@ -106,25 +106,23 @@ export function parseEvent(
 }
 
 /**
- * Deepest nesting an envelope may have (the contract needs 4: envelope, events, event, dialog).
- * Checked on the text before anything recursive (JSON.stringify, zod, String()) sees the value:
- * a 12 KB body nested 6,000 deep would overflow their stack.
+ * Deepest nesting an event may have (the contract needs 2: the event and its dialog or peer).
+ * Checked iteratively on the parsed value before anything recursive (JSON.stringify, zod,
+ * String()) sees it: an event nested 6,000 deep would overflow their stack. JSON.parse itself is
+ * iterative in V8 (a million levels parse), so one deep event never costs its neighbours.
  */
-export const MAX_JSON_DEPTH = 32;
+export const MAX_EVENT_DEPTH = 8;
 
-/** Deepest `[`/`{` nesting of a JSON text, counted iteratively (strings skipped). */
-export function jsonDepth(text: string): number {
-  let depth = 0;
+/** Nesting depth of a parsed JSON value, counted with an explicit stack; stops past `limit`. */
+export function valueDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
   let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
-    else if (c === 0x5d || c === 0x7d) depth--;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== "object") continue;
+    max = Math.max(max, depth);
+    if (max > limit) return max;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
   }
   return max;
 }
@@ -166,18 +164,6 @@ function parseBody(body: string): ParsedMessage {
       ],
     };
   }
-  const depth = jsonDepth(body);
-  if (depth > MAX_JSON_DEPTH) {
-    return {
-      events: [],
-      rejections: [
-        {
-          reason: `(root): expected JSON nested at most ${MAX_JSON_DEPTH} deep, received ${depth}`,
-          raw: body,
-        },
-      ],
-    };
-  }
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -194,6 +180,13 @@ function parseBody(body: string): ParsedMessage {
     return { events: [], rejections: [{ reason: formatIssues(envelope.error), raw: body }] };
   const out: ParsedMessage = { events: [], rejections: [] };
   envelope.data.events.forEach((raw, index) => {
+    const depth = valueDepth(raw, MAX_EVENT_DEPTH);
+    if (depth > MAX_EVENT_DEPTH) {
+      // Never stringified (that would recurse): the DLQ gets the whole envelope with the reason.
+      const reason = `events[${index}]: expected an event nested at most ${MAX_EVENT_DEPTH} deep, received more`;
+      out.rejections.push({ index, reason, raw: body });
+      return;
+    }
     const parsed = parseEvent(raw, `events[${index}]`);
     if (parsed.ok) out.events.push({ index, event: parsed.event });
     // Too deep to re-serialise: the DLQ gets the whole envelope, so nothing is lost.

@@ -207,7 +207,7 @@ export function guardScenarios(engine: "postgres" | "mysql"): void {
         );
         expect(reasons).toEqual(
           expect.arrayContaining([
-            expect.stringMatching(/nested at most 32 deep/),
+            expect.stringMatching(/nested at most 8 deep/),
             expect.stringMatching(/contact: expected text without control characters/),
           ]),
         );

@@ -6,7 +6,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { SqsDeadLetterSink } from "../../lambdas/adapters/sqs-dlq.ts";
-import { jsonDepth, MAX_JSON_DEPTH, parseMessage, sqsSafeText } from "../../lambdas/core/parse.ts";
+import { MAX_EVENT_DEPTH, parseMessage, sqsSafeText, valueDepth } from "../../lambdas/core/parse.ts";
 
 /** What SQS accepts in a message (its documented character set). */
 const SQS_TEXT = /^(?:[\t\n\r\u0020-\uD7FF\uE000-\uFFFD]|[\uD800-\uDBFF][\uDC00-\uDFFF])*$/;
@@ -25,12 +25,25 @@ const failed = (callId: string) => ({
 });
 
 describe("parseMessage never throws", () => {
-  it("a 12 KB body nested 6,000 deep is one rejection with a reason", () => {
-    const body = `{"v":1,"events":[${"[".repeat(6000)}${"]".repeat(6000)}]}`;
+  it("an event nested 6,000 deep (12 KB) is one rejection with a reason; its neighbour is kept", () => {
+    const neighbour = {
+      type: "presence.changed",
+      node: "n",
+      boot: "1-abcd",
+      presentity: "sip:a@b",
+      event: "presence",
+      at: 1795625653,
+    };
+    const body = `{"v":1,"events":[${"[".repeat(6000)}${"]".repeat(6000)},${JSON.stringify(neighbour)}]}`;
     const parsed = parseMessage(body);
-    expect(parsed.events).toEqual([]);
-    expect(parsed.rejections).toHaveLength(1);
-    expect(parsed.rejections[0]?.reason).toMatch(`nested at most ${MAX_JSON_DEPTH} deep, received 6002`);
+    expect(parsed.events.map((e) => e.index)).toEqual([1]);
+    expect(parsed.rejections).toEqual([
+      {
+        index: 0,
+        reason: `events[0]: expected an event nested at most ${MAX_EVENT_DEPTH} deep, received more`,
+        raw: body,
+      },
+    ]);
   });
 
   it("depths up to 100,000 and bodies up to 1 MiB (property)", () => {
@@ -53,9 +66,9 @@ describe("parseMessage never throws", () => {
     );
   });
 
-  it("counts depth iteratively and skips strings", () => {
-    expect(jsonDepth('{"a":"[[[[{{{","b":[[1]]}')).toBe(3);
-    expect(jsonDepth('["\\"[[["]')).toBe(1);
+  it("counts depth iteratively, a million levels included", () => {
+    expect(valueDepth(JSON.parse('{"a":"[[[[{{{","b":[[1]]}'))).toBe(3);
+    expect(valueDepth(JSON.parse(`${"[".repeat(1e6)}${"]".repeat(1e6)}`), 10)).toBe(11);
   });
 });
 
