@@ -17,8 +17,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DataApiReconcileStore } from "../lambdas/adapters/reconcile-store.ts";
 import { CleanupRequestSchema } from "../lambdas/core/cleanup-request.ts";
-import type { ReconcileNodeConfig } from "../lambdas/core/reconcile.ts";
-import { type NodeProbe, runCleanup, type SweepHooks } from "../lambdas/core/reconcile-sweep.ts";
+import type { NodeConfig } from "../lambdas/core/fleet.ts";
+import type { KamailioClient } from "../lambdas/core/ports.ts";
+import { runCleanup, type SweepHooks } from "../lambdas/core/reconcile-sweep.ts";
 import type { DataApiTarget } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import type { Engine } from "../test/helpers/db.ts";
@@ -219,29 +220,39 @@ async function bench(engine: Engine, rowCount: number, livePeers: number): Promi
       id: 1,
     });
     let refreshes = 0;
-    const probe: NodeProbe = {
+    const kamailio: KamailioClient = {
       status: async () => ({
-        bootId: "1800000000-bench",
-        kamailioVersion: "5.6.3",
+        boot: "1800000000-bench",
+        version: "5.6.3",
         subsDbMode: 3,
         notifierProcesses: 0,
         watchersTable: TABLE,
       }),
-      connections: async () => {
+      tcpList: async () => {
         traceMemory("rows read, before core.tcp_list");
         const parsed = (
           JSON.parse(tcpListJson).result as { src_ip: string; src_port: number; type: string }[]
-        ).map((c) => ({ ip: c.src_ip, port: c.src_port, type: c.type }));
+        ).map((c, id) => ({
+          id,
+          type: c.type,
+          state: "CONN_OK",
+          srcIp: c.src_ip,
+          srcPort: c.src_port,
+          dstIp: "10.255.0.1",
+          dstPort: 5081,
+        }));
         traceMemory("after core.tcp_list");
         return parsed;
       },
-      refresh: async () => {
+      refreshWatchers: async () => {
         refreshes++;
-        return { ok: true };
       },
     };
-    const node: ReconcileNodeConfig = {
+    const node: NodeConfig = {
       id: "bench",
+      rpcUrl: "http://127.0.0.1:9/RPC",
+      statusUrl: "http://127.0.0.1:9/kwc/status",
+      tokenSecret: "env:UNUSED",
       socketInfo: [SOCKET],
       watchersTable: TABLE,
       contactStyle: "nated",
@@ -255,7 +266,7 @@ async function bench(engine: Engine, rowCount: number, livePeers: number): Promi
       },
     };
     const store = new DataApiReconcileStore(client, testDbConfig(served.db));
-    const deps = { store, probe, engine, fleet: [node], hooks };
+    const deps = { store, kamailio, engine, fleet: [node], hooks };
 
     // A dry run (read + classify only), then the real sweep (read + classify + delete + refresh).
     const baselineRss = process.memoryUsage().rss;

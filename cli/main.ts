@@ -32,7 +32,7 @@ export interface Io {
 
 /** The fleet's clients, wired by the Lambdas' composition root from this process's environment. */
 function runtimeOf(io: Io, global: GlobalOptions): FleetRuntime {
-  return fleetRuntime(parseEnv("kwc", KwcEnvSchema, io.env), global.fleet);
+  return fleetRuntime(parseEnv("kwc", KwcEnvSchema, io.env), global.fleet, "kwc");
 }
 
 async function invokeRemote(io: Io, global: GlobalOptions, request: CleanupRequest): Promise<CleanupReport> {
@@ -88,13 +88,13 @@ async function fleetDeps(runtime: FleetRuntime) {
 }
 
 async function runNodesCheck(command: Extract<Command, { kind: "nodes-check" }>, io: Io): Promise<number> {
-  const { fleet, store, probe, engine } = await fleetDeps(runtimeOf(io, command.global));
+  const { fleet, store, kamailio, engine } = await fleetDeps(runtimeOf(io, command.global));
   if (command.node && !fleet.nodes.some((n) => n.id === command.node)) {
     throw new UsageError(
       `unknown node "${command.node}"; the fleet config has: ${fleet.nodes.map((n) => n.id).join(", ")}`,
     );
   }
-  const checks = await checkNodes({ store, probe, engine, fleet: fleet.nodes }, command.node);
+  const checks = await checkNodes({ store, kamailio, engine, fleet: fleet.nodes }, command.node);
   if (command.global.json) {
     io.out(JSON.stringify({ engine, nodes: checks }, null, 2));
   } else {

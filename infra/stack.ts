@@ -129,6 +129,8 @@ export class KamailioWatcherCleanupStack extends Stack {
   readonly database: Database;
   readonly fleetConfig: FleetConfig;
   readonly events: EventQueue;
+  /** refresh.requested from the functions to the worker; no ingest path to it. */
+  readonly followUps: EventQueue;
   readonly ingest: EventIngest;
   readonly worker: CleanupWorker;
   readonly reconciler: Reconciler;
@@ -170,6 +172,7 @@ export class KamailioWatcherCleanupStack extends Stack {
       forbiddenTokenSecretArns: [this.database.secretArn, this.database.runtimeSecret.secretArn],
     });
     this.events = new EventQueue(this, "Events", { ...props.queue, consumerTimeout: workerTimeout });
+    this.followUps = new EventQueue(this, "FollowUps", { ...props.queue, consumerTimeout: workerTimeout });
     this.ingest = new EventIngest(this, "Ingest", {
       ...props.ingest,
       queue: this.events.queue,
@@ -185,13 +188,14 @@ export class KamailioWatcherCleanupStack extends Stack {
       ...shared,
       entry: entry("worker"),
       events: this.events,
+      followUps: this.followUps,
       timeout: workerTimeout,
     });
     this.reconciler = new Reconciler(this, "Reconciler", {
       ...placement,
       ...shared,
       entry: entry("reconciler"),
-      followUpQueue: this.events.queue,
+      followUpQueue: this.followUps.queue,
       rate: props.reconcileRate,
       timeout: props.reconcileTimeout,
     });
@@ -199,7 +203,7 @@ export class KamailioWatcherCleanupStack extends Stack {
       ...placement,
       ...shared,
       entry: entry("cleanup"),
-      followUpQueue: this.events.queue,
+      followUpQueue: this.followUps.queue,
     });
     this.monitoring = new Monitoring(this, "Monitoring", {
       ...props.monitoring,

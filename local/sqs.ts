@@ -1,5 +1,6 @@
 /**
- * Embedded SQS for local mode: fauxqs (in-process, in-memory) with the events queue and its DLQ,
+ * Embedded SQS for local mode: fauxqs (in-process, in-memory) with the events queue, the follow-up
+ * queue and their DLQs, with the character set SQS itself accepts (SQS_REFUSED_CHAR),
  * wired with the same redrive policy as the stack.
  *
  * fauxqs queue URLs use `sqs.<region>.localhost`, which does not resolve here: our clients get an
@@ -44,6 +45,10 @@ export interface LocalSqs {
   queueArn: string;
   dlqUrl: string;
   dlqArn: string;
+  /** The follow-up queue (refresh.requested from the functions) and its own DLQ, as in the stack. */
+  followUpQueueUrl: string;
+  followUpQueueArn: string;
+  followUpDlqUrl: string;
   maxReceiveCount: number;
   visibilityTimeoutSeconds: number;
   maximumMessageSizeBytes: number;
@@ -67,7 +72,32 @@ export function createLocalSqsClient(endpoint: string): SQSClient {
   });
 }
 
+/**
+ * What SQS refuses in a message body: everything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+ * #x10000-#x10FFFF (so U+FFFE/U+FFFF and lone surrogates). fauxqs 2.4.1 tests its own pattern
+ * without the `u` flag, which refuses every astral character (an emoji) that SQS accepts.
+ */
+export const SQS_REFUSED_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+const sqsRefuses = (text: string): boolean => SQS_REFUSED_CHAR.test(text);
+
+/**
+ * Makes fauxqs accept what SQS accepts and refuse what it refuses: its check is one RegExp object
+ * shared by SendMessage, SendMessageBatch and the query protocol, so its `test` is replaced on that
+ * object (the module is loaded by file URL, the same instance fauxqs's own imports get).
+ */
+async function alignBodyCheckWithSqs(): Promise<void> {
+  const types = (await import(new URL("./sqs/sqsTypes.js", import.meta.resolve("fauxqs")).href)) as {
+    INVALID_MESSAGE_BODY_CHAR?: RegExp;
+  };
+  const check = types.INVALID_MESSAGE_BODY_CHAR;
+  if (!check)
+    throw new Error("fauxqs: INVALID_MESSAGE_BODY_CHAR not found (fauxqs upgraded? re-check local/sqs.ts)");
+  if (check.test !== sqsRefuses) Object.defineProperty(check, "test", { value: sqsRefuses });
+}
+
 export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<LocalSqs> {
+  await alignBodyCheckWithSqs();
   const queueName = options.queueName ?? "kwc-events";
   const dlqName = options.dlqName ?? "kwc-events-dlq";
   const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
@@ -96,6 +126,13 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     MaximumMessageSize: String(maximumMessageSizeBytes),
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.queueArn, maxReceiveCount }),
   });
+  const followUpDlq = await create(`${queueName}-follow-ups-dlq`, { MessageRetentionPeriod: "1209600" });
+  const followUps = await create(`${queueName}-follow-ups`, {
+    VisibilityTimeout: String(visibilityTimeoutSeconds),
+    MessageRetentionPeriod: "345600",
+    MaximumMessageSize: String(maximumMessageSizeBytes),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: followUpDlq.queueArn, maxReceiveCount }),
+  });
 
   return {
     endpoint,
@@ -104,6 +141,9 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     queueArn: queue.queueArn,
     dlqUrl: dlq.queueUrl,
     dlqArn: dlq.queueArn,
+    followUpQueueUrl: followUps.queueUrl,
+    followUpQueueArn: followUps.queueArn,
+    followUpDlqUrl: followUpDlq.queueUrl,
     maxReceiveCount,
     visibilityTimeoutSeconds,
     maximumMessageSizeBytes,

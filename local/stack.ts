@@ -156,6 +156,7 @@ function metricCounter(metrics: Record<string, number>): Telemetry {
       metrics[metric] = (metrics[metric] ?? 0) + value;
     },
     audit: () => {},
+    ignored: () => {},
     info: () => {},
     warn: () => {},
     error: () => {},
@@ -167,8 +168,10 @@ function functionEnv(urls: { fleetConfigPath: string; sqs: LocalSqs; dataApi: st
   return {
     KWC_FLEET_CONFIG: `file:${urls.fleetConfigPath}`,
     KWC_DLQ_URL: urls.sqs.dlqUrl,
-    // refresh.requested follow-ups (worker, reconciler, on-demand cleanup), delayed as in AWS.
-    KWC_EVENTS_QUEUE_URL: urls.sqs.queueUrl,
+    // refresh.requested follow-ups (worker, reconciler, on-demand cleanup), delayed as in AWS, on
+    // their own queue, which the worker also consumes (and tells apart by its ARN).
+    KWC_FOLLOW_UP_QUEUE_URL: urls.sqs.followUpQueueUrl,
+    KWC_FOLLOW_UP_QUEUE_ARN: urls.sqs.followUpQueueArn,
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
@@ -345,7 +348,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const tee = metricCounter(counters.metrics);
     const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), { tee });
     const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), { tee });
-    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env));
+    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env), { tee });
     const invoke = await startInvokeServer({
       functions: { [CLEANUP_FUNCTION_NAME]: cleanup },
       region: LOCAL_REGION,
@@ -363,13 +366,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const pollerClient = sqs.createClient();
     cleanups.push(() => pollerClient.destroy());
     let poller: Poller | undefined;
-    const startPoller = () => {
-      poller = startSqsPoller({
+    // The worker consumes the events queue and its own follow-up queue (two event source mappings).
+    let followUpPoller: Poller | undefined;
+    const pollerFor = (queueUrl: string, queueArn: string, count: boolean) =>
+      startSqsPoller({
         client: pollerClient,
-        queueUrl: sqs.queueUrl,
-        queueArn: sqs.queueArn,
+        queueUrl,
+        queueArn,
         handler: async (event) => {
-          countIncoming(event);
+          if (count) countIncoming(event);
           return worker(event);
         },
         batchSize: options.batchSize ?? deployed.batchSize,
@@ -381,10 +386,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         functionName: "kwc-worker",
         log,
       });
+    const startPoller = () => {
+      poller = pollerFor(sqs.queueUrl, sqs.queueArn, true);
+      followUpPoller = pollerFor(sqs.followUpQueueUrl, sqs.followUpQueueArn, false);
     };
     startPoller();
     cleanups.push(async () => {
       await poller?.stop();
+      await followUpPoller?.stop();
     });
 
     let reconciling: Promise<unknown> | undefined;
@@ -468,7 +477,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       counters,
       async pauseWorker() {
         await poller?.stop();
+        await followUpPoller?.stop();
         poller = undefined;
+        followUpPoller = undefined;
       },
       resumeWorker() {
         if (!poller) startPoller();

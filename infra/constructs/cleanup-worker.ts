@@ -9,6 +9,12 @@ import { isWholeNumberIn, ProblemList } from "./validation.ts";
 
 export interface CleanupWorkerProps extends FleetFunctionProps {
   readonly events: EventQueue;
+  /**
+   * The follow-up queue: refresh.requested the functions post to themselves. Only the functions may
+   * send to it (the ingest has no path to it); the worker consumes it with the same settings and
+   * accepts refresh.requested only from it.
+   */
+  readonly followUps: EventQueue;
   /** Must match the timeout the queue's visibility timeout was derived from. @default WORKER_EVENT_SOURCE.functionTimeoutSeconds (30 s) */
   readonly timeout?: Duration;
   /** @default 512 */
@@ -68,13 +74,14 @@ export function validateCleanupWorkerProps(
 /**
  * The worker: consumes event envelopes in batches with partial-batch responses, deletes stale
  * watcher rows through the Data API, refreshes presentities on Kamailio, and sends invalid events
- * to the DLQ itself; it also posts its own refresh.requested follow-ups to the events queue (so
- * it may send to those two queues, and only there: sqs:SendMessage on the events queue).
+ * to the DLQ itself; it also posts its own refresh.requested follow-ups to the follow-up queue,
+ * which it consumes too (so it may send to the events DLQ and the follow-up queue, and only there).
  */
 export class CleanupWorker extends Construct {
   readonly function: lambda.IFunction;
   readonly serviceFunction: ServiceFunction;
   readonly eventSource: sources.SqsEventSource;
+  readonly followUpSource: sources.SqsEventSource;
 
   constructor(scope: Construct, id: string, props: CleanupWorkerProps) {
     super(scope, id);
@@ -88,8 +95,10 @@ export class CleanupWorker extends Construct {
       timeout: props.timeout ?? defaultTimeout(),
       environment: {
         KWC_DLQ_URL: props.events.deadLetterQueue.queueUrl,
-        // refresh.requested follow-ups when a refresh after deletions hits a transient fault.
-        KWC_EVENTS_QUEUE_URL: props.events.queue.queueUrl,
+        // refresh.requested follow-ups when a refresh after deletions hits a transient fault, and
+        // which records come from there (the only place refresh.requested is accepted from).
+        KWC_FOLLOW_UP_QUEUE_URL: props.followUps.queue.queueUrl,
+        KWC_FOLLOW_UP_QUEUE_ARN: props.followUps.queue.queueArn,
       },
     });
     const fn = this.serviceFunction.function;
@@ -103,7 +112,14 @@ export class CleanupWorker extends Construct {
       maxConcurrency: props.maxConcurrency ?? WORKER_EVENT_SOURCE.maxConcurrency,
     });
     fn.addEventSource(this.eventSource);
+    this.followUpSource = new sources.SqsEventSource(props.followUps.queue, {
+      batchSize: props.batchSize ?? WORKER_EVENT_SOURCE.batchSize,
+      ...(window.toSeconds() > 0 && { maxBatchingWindow: window }),
+      reportBatchItemFailures: true,
+      maxConcurrency: props.maxConcurrency ?? WORKER_EVENT_SOURCE.maxConcurrency,
+    });
+    fn.addEventSource(this.followUpSource);
     props.events.deadLetterQueue.grantSendMessages(fn);
-    props.events.queue.grant(fn, "sqs:SendMessage");
+    props.followUps.queue.grant(fn, "sqs:SendMessage");
   }
 }

@@ -34,7 +34,9 @@ export class OnDemandCleanup extends Construct {
         "kamailio-watcher-cleanup: on-demand cleanup (presentity, watcher, node, dialog, expired, reconcile)",
       timeout: props.timeout ?? Duration.minutes(5),
       memorySize: props.memorySize ?? 1024,
-      ...(props.followUpQueue ? { environment: { KWC_EVENTS_QUEUE_URL: props.followUpQueue.queueUrl } } : {}),
+      ...(props.followUpQueue
+        ? { environment: { KWC_FOLLOW_UP_QUEUE_URL: props.followUpQueue.queueUrl } }
+        : {}),
     }).function;
     this.function = fn;
     props.followUpQueue?.grant(fn, "sqs:SendMessage");

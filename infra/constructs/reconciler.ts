@@ -56,7 +56,9 @@ export class Reconciler extends Construct {
       description: "kamailio-watcher-cleanup: periodic reconcile of watcher rows against live connections",
       timeout: props.timeout ?? Duration.minutes(5),
       memorySize: props.memorySize ?? 1024,
-      ...(props.followUpQueue ? { environment: { KWC_EVENTS_QUEUE_URL: props.followUpQueue.queueUrl } } : {}),
+      ...(props.followUpQueue
+        ? { environment: { KWC_FOLLOW_UP_QUEUE_URL: props.followUpQueue.queueUrl } }
+        : {}),
     }).function;
     this.function = fn;
     props.followUpQueue?.grant(fn, "sqs:SendMessage");

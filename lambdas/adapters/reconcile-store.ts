@@ -7,10 +7,12 @@
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { isResponseTooLarge } from "../core/classify.ts";
 import type { DatabaseConfig } from "../core/fleet.ts";
-import type { WatcherRow } from "../core/ports.ts";
-import type { ReconcileStore, RowFilter } from "../core/reconcile-sweep.ts";
+import type { DeletedRow } from "../core/kernel/delete-guarded.ts";
+import type { RowFilter, SweepStore, WatcherRow } from "../core/ports.ts";
+
 import { DATA_API_RESPONSE_LIMIT, type Dialect, dialogKeyClause, ParamBuilder } from "../core/sql.ts";
 import {
+  existingIdsStatement,
   keysetPageStatement,
   rowFromRecord,
   type Statement,
@@ -92,11 +94,30 @@ export function deleteStatement(
   const ids = params.list(rows.map((r) => r.id));
   // A re-SUBSCRIBE between the read and this DELETE rewrites `expires`: such a row no longer matches.
   const unchanged = rows.map((r) => `(${params.add(r.id)}, ${params.add(r.expires)})`).join(", ");
-  const sql =
+  let sql =
     `DELETE FROM ${dialect.ident(table)} WHERE id IN ${ids} AND (id, expires) IN (${unchanged})` +
     ` AND ${filterClause(dialect, filter, params)}`;
+  if (dialect.supportsReturning) sql += ` RETURNING ${DELETED_COLUMNS.join(", ")}`;
   return { sql, params: params.params };
 }
+
+/** What a delete reports per row (the audit record's watcher; the sweep does not read it per row). */
+export const DELETED_COLUMNS = ["id", "watcher_username", "watcher_domain"] as const;
+
+/** The watcher of these ids (MySQL: read before a DELETE, which cannot return them). */
+export function watchersOfStatement(dialect: Dialect, table: string, ids: readonly number[]): Statement {
+  const params = new ParamBuilder();
+  return {
+    sql: `SELECT ${DELETED_COLUMNS.join(", ")} FROM ${dialect.ident(table)} WHERE id IN ${params.list(ids)}`,
+    params: params.params,
+  };
+}
+
+const deletedRowOf = (r: readonly unknown[]): DeletedRow => ({
+  id: Number(r[0]),
+  watcherUsername: String(r[1] ?? ""),
+  watcherDomain: String(r[2] ?? ""),
+});
 
 /** The statements that create a node's own watchers table (Kamailio schema v12) and its version row. */
 export function createNodeTableStatements(dialect: Dialect, table: string): Statement[] {
@@ -140,7 +161,7 @@ export function createNodeTableStatements(dialect: Dialect, table: string): Stat
   ];
 }
 
-export class DataApiReconcileStore implements ReconcileStore {
+export class DataApiReconcileStore implements SweepStore {
   readonly executor: DataApiExecutor;
   readonly stats: ReadStats = { pages: 0, rows: 0, largestResponseBytes: 0, shrinks: 0 };
   #pageRows = FIRST_PAGE_ROWS;
@@ -208,10 +229,28 @@ export class DataApiReconcileStore implements ReconcileStore {
     table: string,
     rows: readonly Pick<WatcherRow, "id" | "expires">[],
     filter: RowFilter,
-  ): Promise<number> {
-    if (rows.length === 0) return 0;
+  ): Promise<DeletedRow[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    if (this.dialect.supportsReturning) {
+      const { records } = await this.executor.execute(deleteStatement(this.dialect, table, rows, filter));
+      return records.map(deletedRowOf);
+    }
+    // MySQL: read the watchers, delete, and if not every row went, ask which are left.
+    const { records: read } = await this.executor.execute(watchersOfStatement(this.dialect, table, ids));
     const { updated } = await this.executor.execute(deleteStatement(this.dialect, table, rows, filter));
-    return updated;
+    const candidates = read.map(deletedRowOf);
+    if (updated === 0) return [];
+    if (updated === candidates.length) return candidates;
+    const { records: left } = await this.executor.execute(
+      existingIdsStatement(
+        this.dialect,
+        { nodeId: "", table, socketInfo: filter.socketInfo, contactStyle: "auto" },
+        ids,
+      ),
+    );
+    const remaining = new Set(left.map((r) => Number(r[0])));
+    return candidates.filter((c) => !remaining.has(c.id));
   }
 
   async createNodeTable(table: string): Promise<Statement[]> {

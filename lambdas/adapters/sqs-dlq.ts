@@ -2,8 +2,10 @@
  * DeadLetterSink over SQS: each rejected event becomes its own DLQ message, its reason in the
  * `kwc-reason` message attribute (and the source message id / event index), sent in batches of 10.
  * Any entry that fails makes send() throw, so the source record is retried rather than lost.
+ * Body and reason are always valid SQS text (core/parse.ts sqsSafeText).
  */
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { sqsSafeText } from "../core/parse.ts";
 import type { DeadLetterSink, DlqItem } from "../core/ports.ts";
 
 /** SQS message attribute values are limited to the message size; keep reasons readable. */
@@ -23,9 +25,13 @@ export class SqsDeadLetterSink implements DeadLetterSink {
           QueueUrl: this.queueUrl,
           Entries: batch.map((item, j) => ({
             Id: String(j),
-            MessageBody: item.body.length > 0 ? item.body : "(empty)",
+            // A rejected body may hold what SQS refuses (U+FFFF, a lone surrogate): escape it.
+            MessageBody: item.body.length > 0 ? sqsSafeText(item.body) : "(empty)",
             MessageAttributes: {
-              "kwc-reason": { DataType: "String", StringValue: item.reason.slice(0, MAX_REASON_CHARS) },
+              "kwc-reason": {
+                DataType: "String",
+                StringValue: sqsSafeText(item.reason.slice(0, MAX_REASON_CHARS)),
+              },
               "kwc-source-message-id": { DataType: "String", StringValue: item.sourceMessageId },
               ...(item.eventIndex === undefined
                 ? {}

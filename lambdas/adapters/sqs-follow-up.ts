@@ -1,5 +1,6 @@
 /**
- * FollowUpSink over SQS: refresh.requested envelopes to the service's own events queue, each with
+ * FollowUpSink over SQS: refresh.requested envelopes to the service's own follow-up queue (only
+ * the functions may send to it; the worker consumes it next to the events queue), each with
  * a DelaySeconds so that a Kamailio blip can pass before the worker tries again. Sent in batches
  * of 10; any entry that fails makes send() throw, so the caller keeps the intent.
  */

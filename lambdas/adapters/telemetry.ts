@@ -5,9 +5,10 @@
  */
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
-import type { AuditRecord, MetricName, Telemetry } from "../core/ports.ts";
+import type { AuditRecord, IgnoredEventRecord, MetricName, Telemetry } from "../core/ports.ts";
 
 export const AUDIT_MESSAGE = "watcher.deleted";
+export const IGNORED_MESSAGE = "event.ignored";
 
 export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry {
   return {
@@ -15,6 +16,7 @@ export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry
       if (value > 0) metrics.addMetric(metric, MetricUnit.Count, value);
     },
     audit: (record: AuditRecord) => logger.info(AUDIT_MESSAGE, { audit: record }),
+    ignored: (record: IgnoredEventRecord) => logger.info(IGNORED_MESSAGE, { audit: record }),
     info: (message, data) => logger.info(message, data ?? {}),
     warn: (message, data) => logger.warn(message, data ?? {}),
     error: (message, data) => logger.error(message, data ?? {}),
@@ -25,16 +27,32 @@ export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry
 export function memoryTelemetry() {
   const counts: Partial<Record<MetricName, number>> = {};
   const audits: AuditRecord[] = [];
+  const ignored: IgnoredEventRecord[] = [];
   const logs: { level: "info" | "warn" | "error"; message: string; data?: Record<string, unknown> }[] = [];
   const telemetry: Telemetry = {
     count: (metric, value = 1) => {
       counts[metric] = (counts[metric] ?? 0) + value;
     },
     audit: (record) => audits.push(record),
+    ignored: (record) => ignored.push(record),
     info: (message, data) => logs.push(data ? { level: "info", message, data } : { level: "info", message }),
     warn: (message, data) => logs.push(data ? { level: "warn", message, data } : { level: "warn", message }),
     error: (message, data) =>
       logs.push(data ? { level: "error", message, data } : { level: "error", message }),
   };
-  return { telemetry, counts, audits, logs };
+  return { telemetry, counts, audits, ignored, logs };
+}
+
+/** JSON lines through `write` (the CLI's stderr): audit and ignored records, warnings, errors. */
+export function jsonLinesTelemetry(write: (line: string) => void): Telemetry {
+  const line = (level: string, message: string, data?: Record<string, unknown>) =>
+    write(JSON.stringify({ level, message, ...(data ?? {}) }));
+  return {
+    count: () => {},
+    audit: (record) => line("INFO", AUDIT_MESSAGE, { audit: record }),
+    ignored: (record) => line("INFO", IGNORED_MESSAGE, { audit: record }),
+    info: () => {},
+    warn: (message, data) => line("WARN", message, data),
+    error: (message, data) => line("ERROR", message, data),
+  };
 }

@@ -143,3 +143,23 @@ export function classifyRpcError(
     return { kind: "transient", detail: messageOf(error) };
   return { kind: "permanent", detail: messageOf(error) };
 }
+
+/**
+ * MySQL error numbers that say "this value cannot be used here" (the SQLSTATE class 22 family):
+ * incorrect string value, data too long, out of range, truncated/illegal value, bad character set.
+ */
+const MYSQL_DATA_ERRORS = new Set([1264, 1265, 1292, 1300, 1366, 1367, 1406, 3854]);
+
+/**
+ * True when a statement failed because of the data it carried (PostgreSQL SQLSTATE class 22, e.g.
+ * 22021 for a NUL byte; its MySQL equivalents): one event's value, not the statement or the
+ * database, is at fault, so the caller may split the statement to find that event. Permission
+ * (42501 / 1142) and missing-table (42P01 / 1146) errors are never data errors.
+ */
+export function isDataError(error: unknown): boolean {
+  const message = String((error as { message?: unknown } | undefined)?.message ?? "");
+  const pg = message.match(/SQLState:\s*([0-9A-Z]{5})/i);
+  if (pg?.[1]) return pg[1].startsWith("22");
+  const my = message.match(/Database error code:\s*(\d+)/i);
+  return my?.[1] !== undefined && MYSQL_DATA_ERRORS.has(Number(my[1]));
+}

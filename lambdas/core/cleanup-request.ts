@@ -135,7 +135,12 @@ export function emptyCounts(): Record<RowReason, number> {
   return { live: 0, "conn-closed": 0, expired: 0, requested: 0 };
 }
 
-export function summarize(request: CleanupRequest, startedAt: Date, nodes: NodeReport[]): CleanupReport {
+export function summarize(
+  request: CleanupRequest,
+  startedAt: Date,
+  nodes: NodeReport[],
+  nowMs: number = Date.now(),
+): CleanupReport {
   const counts = emptyCounts();
   for (const n of nodes) for (const r of ROW_REASONS) counts[r] += n.counts[r];
   const refreshes = nodes.flatMap((n) => n.refreshes);
@@ -143,7 +148,7 @@ export function summarize(request: CleanupRequest, startedAt: Date, nodes: NodeR
     request,
     dryRun: request.dryRun,
     startedAt: startedAt.toISOString(),
-    durationMs: Date.now() - startedAt.getTime(),
+    durationMs: nowMs - startedAt.getTime(),
     nodes,
     totals: {
       counts,

@@ -13,23 +13,26 @@ export const ENVELOPE_MAX_EVENTS = 200;
 export const ENVELOPE_MAX_BYTES = 60 * 1024;
 
 /**
- * SIP text never holds these (RFC 3261 excludes CTL characters), the cfg never writes them, and
- * they break logs, terminals and XML tools downstream: C0 controls, DEL, U+FFFE/U+FFFF and lone
- * surrogates (a surrogate pair, i.e. any astral character, is fine). A regex, so the generated
- * JSON Schema carries it too.
+ * Text the service accepts in any string of an event: no C0 control (U+0000-U+001F), no DEL
+ * (U+007F), no U+FFFE/U+FFFF and no lone surrogate. SQS refuses U+FFFE/U+FFFF and lone surrogates
+ * in a message (one such character in an envelope fails the ingest's SendMessage, and a DLQ send
+ * of the rejected event); PostgreSQL refuses U+0000 in a statement (SQLSTATE 22021), which would
+ * fail every event batched with it; no SIP header value Kamailio stores holds the others.
+ * Written without the `u` flag so that the JSON Schema's `pattern` means the same everywhere: a
+ * surrogate is accepted only as the first half of a pair followed by its second half.
  */
-const NO_REFUSED_CODE_POINTS =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is its purpose
-  /^(?:[^\u0000-\u001f\u007f\ufffe\uffff\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/;
-const sipText = (max: number) =>
-  z
-    .string()
-    .max(max)
-    .regex(NO_REFUSED_CODE_POINTS, "no control characters (C0, DEL), U+FFFE/U+FFFF or lone surrogates");
+export const EVENT_TEXT_RE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  /^(?:[^\u0000-\u001F\u007F\uD800-\uDFFF\uFFFE\uFFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF])*$/;
+export const EVENT_TEXT_MESSAGE =
+  "text without control characters (U+0000-U+001F, U+007F), U+FFFE, U+FFFF or lone surrogates";
+const eventText = (min: number, max: number) =>
+  z.string().min(min).max(max).regex(EVENT_TEXT_RE, EVENT_TEXT_MESSAGE);
+
 /** Column widths of Kamailio's active_watchers (schema v12): longer values cannot be in a row. */
-const callId = sipText(255).min(1);
-const tag = sipText(128);
-const sipUri = sipText(255).min(1);
+const callId = eventText(1, 255);
+const tag = eventText(0, 128);
+const sipUri = eventText(1, 255);
 
 export const NodeIdSchema = z
   .string()
@@ -76,7 +79,15 @@ export const NotifyFailedSchema = z.strictObject({
   event: EventPackageSchema,
   /** Final reply code of the NOTIFY (408 when tm timed it out). */
   code: z.number().int().min(300).max(699),
-  contact: sipText(255),
+  contact: eventText(0, 255),
+  /**
+   * `$subs(version)` of the failed NOTIFY: presence bumps the row's `version` with every NOTIFY
+   * it sends, including the one each re-SUBSCRIBE triggers, so a row whose version still equals
+   * this one has not been re-subscribed since (verified on 5.6.3 in sync mode, PostgreSQL and
+   * MariaDB, for a PUBLISH-triggered NOTIFY). The delete requires it unchanged. Absent from cfgs
+   * before this field: such an event never deletes by dialog key (docs/worker.md).
+   */
+  version: z.number().int().min(0).max(2_147_483_647).optional(),
   at,
 });
 

@@ -157,6 +157,8 @@ export interface NodeFacts {
   notifierProcesses: number;
   /** Boot id reported by the node (undefined when the config was the fallback). */
   bootId?: string;
+  /** The watchers table the node's status names (undefined when the config was the fallback). */
+  watchersTable?: string;
   source: "status" | "config";
 }
 

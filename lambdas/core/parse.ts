@@ -105,8 +105,54 @@ export function parseEvent(
     : { ok: false, reason: formatIssues(result.error, prefix) };
 }
 
-/** Parses an SQS message body holding one envelope. Never throws. */
+/**
+ * Deepest nesting an event may have (the contract needs 2: the event and its dialog or peer).
+ * Checked iteratively on the parsed value before anything recursive (JSON.stringify, zod,
+ * String()) sees it: an event nested 6,000 deep would overflow their stack. JSON.parse itself is
+ * iterative in V8 (a million levels parse), so one deep event never costs its neighbours.
+ */
+export const MAX_EVENT_DEPTH = 8;
+
+/** Nesting depth of a parsed JSON value, counted with an explicit stack; stops past `limit`. */
+export function valueDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== "object") continue;
+    max = Math.max(max, depth);
+    if (max > limit) return max;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return max;
+}
+
+/**
+ * Text SQS accepts in a message body or attribute (#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+ * #x10000-#x10FFFF): every other code unit is written as a `\uXXXX` escape, so a DLQ send never
+ * fails because of what it reports.
+ */
+export function sqsSafeText(text: string): string {
+  return text.replace(
+    /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\uD800-\uDFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Parses an SQS message body holding one envelope. Never throws, whatever the body. */
 export function parseMessage(body: string): ParsedMessage {
+  try {
+    return parseBody(body);
+  } catch (error) {
+    // Unreachable for any input we know of (see the property test); never sink a batch for it.
+    return {
+      events: [],
+      rejections: [{ reason: `(root): unreadable body (${String(error).slice(0, 200)})`, raw: body }],
+    };
+  }
+}
+
+function parseBody(body: string): ParsedMessage {
   if (Buffer.byteLength(body, "utf8") > ENVELOPE_MAX_BYTES) {
     return {
       events: [],
@@ -134,6 +180,13 @@ export function parseMessage(body: string): ParsedMessage {
     return { events: [], rejections: [{ reason: formatIssues(envelope.error), raw: body }] };
   const out: ParsedMessage = { events: [], rejections: [] };
   envelope.data.events.forEach((raw, index) => {
+    const depth = valueDepth(raw, MAX_EVENT_DEPTH);
+    if (depth > MAX_EVENT_DEPTH) {
+      // Never stringified (that would recurse): the DLQ gets the whole envelope with the reason.
+      const reason = `events[${index}]: expected an event nested at most ${MAX_EVENT_DEPTH} deep, received more`;
+      out.rejections.push({ index, reason, raw: body });
+      return;
+    }
     const parsed = parseEvent(raw, `events[${index}]`);
     if (parsed.ok) out.events.push({ index, event: parsed.event });
     // Too deep to re-serialise: the DLQ gets the whole envelope, so nothing is lost.

@@ -143,6 +143,23 @@ export function peersOfContact(contact: string, style: ContactStyle): Peer[] {
   return out;
 }
 
+const WS_TRANSPORT = /;transport=wss?(?=$|[;>?])/i;
+const WS_ALIAS = /;alias=[^;>?]*~[56](?=$|[;>?])/;
+
+/**
+ * The WebSocket peer a contact names, or undefined when the row is not a WS watcher of this
+ * style (such rows are never judged by connection: only their expiry can make them stale).
+ * nated: `sip:u@<ip>:<port>;transport=ws|wss`; alias: `;alias=<ip>~<port>~5|6` (5 = WS, 6 = WSS).
+ */
+export function contactPeer(contact: string, style: ContactStyle): Peer | undefined {
+  if (style !== "nated" && WS_ALIAS.test(contact)) {
+    const alias = aliasPeerOf(contact);
+    if (alias) return alias;
+  }
+  if (style === "alias" || !WS_TRANSPORT.test(contact)) return undefined;
+  return natedPeerOf(contact);
+}
+
 /** True when the contact names exactly this peer (address compared canonically, port exactly). */
 export function contactMatchesPeer(contact: string, peer: Peer, style: ContactStyle): boolean {
   const wanted = peerKey(peer);

@@ -19,6 +19,8 @@ export interface WatcherRow {
   watcherDomain: string;
   socketInfo: string;
   expires: number;
+  /** Bumped by presence with every NOTIFY it sends (the compare guard of notify.failed). */
+  version: number;
 }
 
 /** Where a node's rows live: its own table, restricted to its listeners' socket_info values. */
@@ -38,10 +40,18 @@ export function scopeOf(node: NodeConfig): NodeScope {
   };
 }
 
+/**
+ * A dialog to delete by key: with `version`, only while the row still has it (a re-SUBSCRIBE
+ * bumps it). Selecting by key ignores the version; the guard and the DELETE check it.
+ */
+export interface DialogMatch extends DialogKey {
+  version?: number;
+}
+
 /** What selects rows: contacts naming these peers, or these exact dialog keys, or one presentity. */
 export interface WatcherCriteria {
   peers: Peer[];
-  dialogs: DialogKey[];
+  dialogs: DialogMatch[];
   /** Optional: restrict to rows of these (presentity, event) pairs with these exact contacts (reconcile-once). */
   contacts?: { presentityUri: string; event: string; contacts: string[] };
 }
@@ -66,6 +76,37 @@ export interface WatcherStore {
     scopes: NodeScope[],
     keys: PresentityKey[],
   ): Promise<{ nodeId: string; presentityUri: string; event: string }[]>;
+}
+
+/** SQL-side narrowing of the rows a sweep request is about (always within the node's sockets). */
+export interface RowFilter {
+  socketInfo: string[];
+  presentity?: string;
+  event?: string;
+  watcher?: { username: string; domain: string };
+  dialog?: { callId: string; toTag: string; fromTag: string };
+  /** Only rows with `expires` below this (epoch seconds). */
+  expiresBefore?: number;
+}
+
+/** The sweep's store (reconciler, on-demand cleanup, kwc): paged reads over a whole node table. */
+export interface SweepStore {
+  /** Distinct socket_info values of a table (finds other nodes' rows in it). */
+  socketsInTable(table: string): Promise<string[]>;
+  /**
+   * The next page of rows matching the filter with id > afterId, ascending by id. The store sizes
+   * its pages (each Data API response under 1 MiB); `done` when no row follows.
+   */
+  readPage(table: string, filter: RowFilter, afterId: number): Promise<{ rows: WatcherRow[]; done: boolean }>;
+  /**
+   * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
+   * between rewrites it) and still matches the filter. Returns the rows deleted, with their watcher.
+   */
+  deleteRows(
+    table: string,
+    rows: readonly Pick<WatcherRow, "id" | "expires">[],
+    filter: RowFilter,
+  ): Promise<readonly { id: number; watcherUsername?: string; watcherDomain?: string }[]>;
 }
 
 /** One entry of `core.tcp_list`: src = the peer, dst = the listener. */
@@ -98,6 +139,7 @@ export function factsFromStatus(node: NodeConfig, status: NodeStatus): NodeFacts
     source: "status",
   };
   if (status.boot) facts.bootId = status.boot;
+  if (status.watchersTable) facts.watchersTable = status.watchersTable;
   return facts;
 }
 
@@ -128,6 +170,9 @@ export interface FollowUpSink {
   send(events: RefreshRequested[]): Promise<void>;
 }
 
+/** Which path deleted a row. */
+export type DeletedBy = "worker" | "reconciler" | "cleanup" | "kwc";
+
 /** One structured record per deleted row: answers "why did this user's BLF stop?". */
 export interface AuditRecord {
   action: "watcher.deleted";
@@ -135,16 +180,40 @@ export interface AuditRecord {
   table: string;
   rowId: number;
   dialog: DialogKey;
-  watcher: string;
+  /** `sip:<watcher_username>@<watcher_domain>` (absent only if the row vanished before it was read). */
+  watcher?: string;
   presentity: string;
   event: string;
   contact: string;
-  reason: "connection.closed" | "notify.failed" | "reconcile.refresh-failed";
+  /**
+   * connection.closed / notify.failed: the worker, for that event; reconcile.refresh-failed: the
+   * worker's bounded reconcile after a refresh 500; conn-closed / expired / requested: a sweep
+   * (reconciler, on-demand cleanup, kwc), by the report's row reason.
+   */
+  reason:
+    | "connection.closed"
+    | "notify.failed"
+    | "reconcile.refresh-failed"
+    | "conn-closed"
+    | "expired"
+    | "requested";
+  deletedBy: DeletedBy;
   cause?: string;
   peer?: string;
   notifyCode?: number;
   sourceMessageId?: string;
   sourceEvent?: unknown;
+}
+
+/** One structured record per event that was valid but not acted on (boot, freshness, older cfg). */
+export interface IgnoredEventRecord {
+  action: "event.ignored";
+  node: string;
+  kind: "boot" | "freshness" | "no-version";
+  detail: string;
+  sourceMessageId: string;
+  eventIndex: number;
+  sourceEvent: unknown;
 }
 
 export type MetricName =
@@ -154,8 +223,13 @@ export type MetricName =
   | "EventsRefused"
   | "EventsIgnored"
   | "EventsNodeMismatch"
+  | "EventsIgnoredBoot"
+  | "EventsIgnoredStale"
   | "RowsDeleted"
   | "GuardKeeps"
+  | "GuardKeepsNoPeer"
+  | "GuardKeepsChanged"
+  | "StatementsBisected"
   | "RefreshOk"
   | "RefreshFailed"
   | "RefreshDegraded"
@@ -166,6 +240,8 @@ export type MetricName =
 export interface Telemetry {
   count(metric: MetricName, value?: number): void;
   audit(record: AuditRecord): void;
+  /** An event that was valid but not acted on: counted by the caller, recorded here. */
+  ignored(record: IgnoredEventRecord): void;
   info(message: string, data?: Record<string, unknown>): void;
   warn(message: string, data?: Record<string, unknown>): void;
   error(message: string, data?: Record<string, unknown>): void;

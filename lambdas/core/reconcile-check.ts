@@ -2,6 +2,8 @@
  * `kwc nodes check`: per node, can it be reached, what does it run (version, presence mode, boot id),
  * how many connections it holds, and is its topology one the service can safely clean.
  */
+
+import { factsFromStatus } from "./ports.ts";
 import { foreignSocketCheck, modeRefusals, sharedTableRefusals } from "./reconcile.ts";
 import type { SweepDeps } from "./reconcile-sweep.ts";
 
@@ -36,7 +38,7 @@ export async function checkNodes(deps: Omit<SweepDeps, "hooks">, nodeId?: string
     const sharedMessage = shared.get(node.id);
     if (sharedMessage) check.problems.push(sharedMessage);
     try {
-      const status = await deps.probe.status(node);
+      const status = factsFromStatus(node, await deps.kamailio.status(node));
       check.reachable = true;
       check.bootId = status.bootId;
       check.kamailioVersion = status.kamailioVersion;
@@ -48,7 +50,7 @@ export async function checkNodes(deps: Omit<SweepDeps, "hooks">, nodeId?: string
         );
       }
       check.problems.push(...modeRefusals(node.id, status, deps.engine));
-      check.connections = (await deps.probe.connections(node)).length;
+      check.connections = (await deps.kamailio.tcpList(node)).length;
     } catch (error) {
       check.problems.push(`node ${node.id} unreachable: ${(error as Error).message}`);
     }

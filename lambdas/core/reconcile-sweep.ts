@@ -1,5 +1,5 @@
 /**
- * The reconcile / on-demand cleanup sweep over ports (store, node probe): per node it reads the
+ * The reconcile / on-demand cleanup sweep over ports (store, Kamailio): per node it reads the
  * rows in scope (paged), THEN asks the node which peers are connected (never in parallel: a row
  * whose connection is alive cannot be missed), classifies, deletes by id and the same predicate,
  * and refreshes each affected (presentity, event) once on that node. A refresh that hits a
@@ -7,7 +7,7 @@
  * for the worker: the rows that named the presentity are gone, so no later sweep would redo it.
  */
 
-import { classifyRpcError } from "./classify.ts";
+import { classifyRpcError, type Fault } from "./classify.ts";
 import {
   type CleanupReport,
   type CleanupRequest,
@@ -18,73 +18,33 @@ import {
   type RowReason,
   summarize,
 } from "./cleanup-request.ts";
+import { type Clock, clockOf } from "./clock.ts";
 import type { RefreshRequested } from "./contract.ts";
+import type { ContactStyle, DatabaseEngine, NodeConfig, NodeFacts } from "./fleet.ts";
 import { refreshRequested } from "./follow-up.ts";
+import { type ChosenRow, deleteGuarded } from "./kernel/delete-guarded.ts";
+import { liveSetOf } from "./kernel/liveness.ts";
+import { gateNode, SWEEP_POLICY } from "./kernel/node-gate.ts";
+import { decideRefreshOutcome } from "./kernel/refresh-outcome.ts";
 import { forEachBounded } from "./pool.ts";
-import type { FollowUpSink } from "./ports.ts";
+import {
+  type DeletedBy,
+  type FollowUpSink,
+  factsFromStatus,
+  type KamailioClient,
+  type RowFilter,
+  type SweepStore,
+  type Telemetry,
+  type WatcherRow,
+} from "./ports.ts";
 import {
   type Classification,
   type ClassifyContext,
-  type ContactStyle,
   contactPeer,
-  type DatabaseEngine,
-  foreignSocketCheck,
   kamailioPurgesExpired,
-  livePeerSet,
-  modeRefusals,
-  type NodeMode,
   peerKey,
-  type ReconcileNodeConfig,
   sharedTableRefusals,
-  type TcpConnection,
-  type WatcherRow,
 } from "./reconcile.ts";
-
-/** SQL-side narrowing of the rows a request is about (always within the node's sockets). */
-export interface RowFilter {
-  socketInfo: string[];
-  presentity?: string;
-  event?: string;
-  watcher?: { username: string; domain: string };
-  dialog?: { callId: string; toTag: string; fromTag: string };
-  /** Only rows with `expires` below this (epoch seconds). */
-  expiresBefore?: number;
-}
-
-export interface ReconcileStore {
-  /** Distinct socket_info values of a table (finds other nodes' rows in it). */
-  socketsInTable(table: string): Promise<string[]>;
-  /**
-   * The next page of rows matching the filter with id > afterId, ascending by id. The store sizes
-   * its pages (each Data API response under 1 MiB); `done` when no row follows.
-   */
-  readPage(table: string, filter: RowFilter, afterId: number): Promise<{ rows: WatcherRow[]; done: boolean }>;
-  /**
-   * Deletes rows by id, only if each still has the `expires` that was read (a re-SUBSCRIBE in
-   * between rewrites it) and still matches the filter. Returns the number deleted.
-   */
-  deleteRows(
-    table: string,
-    rows: readonly Pick<WatcherRow, "id" | "expires">[],
-    filter: RowFilter,
-  ): Promise<number>;
-}
-
-export interface NodeStatus extends NodeMode {
-  bootId: string;
-}
-
-export interface NodeProbe {
-  status(node: ReconcileNodeConfig): Promise<NodeStatus>;
-  /** Every connection of the node (core.tcp_list), peer side. */
-  connections(node: ReconcileNodeConfig): Promise<TcpConnection[]>;
-  /** presence.refreshWatchers [presentity, event, 1]. */
-  refresh(
-    node: ReconcileNodeConfig,
-    presentity: string,
-    event: string,
-  ): Promise<{ ok: boolean; message?: string }>;
-}
 
 export interface SweepHooks {
   /** Test seam: runs after the rows were read and before the node is asked for its connections. */
@@ -99,15 +59,30 @@ export interface SweepHooks {
 }
 
 export interface SweepDeps {
-  store: ReconcileStore;
-  probe: NodeProbe;
+  store: SweepStore;
+  /** The same Kamailio port the worker uses: status, core.tcp_list, presence.refreshWatchers. */
+  kamailio: KamailioClient;
   engine: DatabaseEngine;
-  fleet: readonly ReconcileNodeConfig[];
+  fleet: readonly NodeConfig[];
   /** The events queue, for refreshes owed after deletes that hit a transient fault. */
   followUps?: FollowUpSink;
   hooks?: SweepHooks;
   now?: () => number;
+  /** Audit records and metrics of the deletes and refreshes (default: none, e.g. a dry-run tool). */
+  telemetry?: Telemetry;
+  /** Which path the audit records name: the reconciler (default), the on-demand cleanup, or kwc. */
+  deletedBy?: DeletedBy;
 }
+
+/** Telemetry that records nothing. */
+export const SILENT_TELEMETRY: Telemetry = {
+  count: () => {},
+  audit: () => {},
+  ignored: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+};
 
 export interface SweepOptions {
   /** Nodes swept at once. */
@@ -132,12 +107,7 @@ function splitAor(aor: string): { username: string; domain: string } {
   return { username: bare.slice(0, at), domain: bare.slice(at + 1) };
 }
 
-function filterFor(
-  node: ReconcileNodeConfig,
-  request: CleanupRequest,
-  nowSeconds: number,
-  grace: number,
-): RowFilter {
+function filterFor(node: NodeConfig, request: CleanupRequest, nowSeconds: number, grace: number): RowFilter {
   const filter: RowFilter = { socketInfo: node.socketInfo };
   switch (request.scope) {
     case "presentity":
@@ -268,155 +238,281 @@ function reportRow(nodeId: string, row: KeptRow): ReportRow {
   };
 }
 
-/** Sweeps one node. Never throws: faults and refusals end up in the node's report. */
+/**
+ * Rows whose contact names no WebSocket peer are judged by expiry only. Often they are UDP/TCP
+ * watchers (nothing to do); on a WS listener they come from add_contact_alias() without
+ * msg_apply_changes(), and then no death of theirs is ever noticed.
+ */
+export function noPeerWarning(nodeId: string, rows: number): string {
+  return (
+    `node ${nodeId}: ${rows} rows name no WebSocket peer in their contact, so only their expiry can make them stale. ` +
+    "If they are WebSocket watchers, call msg_apply_changes() after add_contact_alias(), or use " +
+    "fix_nated_contact() or set_contact_alias() (the two supported styles, kamailio/README.md)."
+  );
+}
+
+/** What the kernel's guarded delete audits of a swept row. */
+function chosenOf(row: KeptRow): ChosenRow {
+  return {
+    row: {
+      id: row.id,
+      presentityUri: row.target.presentity,
+      event: row.target.event,
+      contact: row.contact,
+      callId: row.callId,
+      toTag: row.toTag,
+      fromTag: row.fromTag,
+    },
+    reason: row.reason === "live" ? "requested" : row.reason,
+    peer: row.peer,
+  };
+}
+
+const guardOf = (row: KeptRow) => ({ id: row.id, expires: row.expires });
+
+function byId(rows: readonly KeptRow[], id: number): KeptRow {
+  const row = rows.find((r) => r.id === id);
+  if (!row) throw new Error(`deleted row ${id} was not chosen`);
+  return row;
+}
+
+/** The fault of one refresh, classified as the worker classifies it (a 500 keeps its per-version meaning). */
+async function refreshFault(
+  deps: SweepDeps,
+  node: NodeConfig,
+  facts: NodeFacts,
+  presentity: string,
+  event: string,
+): Promise<Fault | undefined> {
+  try {
+    await deps.kamailio.refreshWatchers(node, presentity, event);
+    return undefined;
+  } catch (err) {
+    return classifyRpcError(err, "presence.refreshWatchers", facts, deps.engine);
+  }
+}
+
+function refreshOutcomeOf(presentity: string, event: string, fault: Fault | undefined): RefreshOutcome {
+  if (!fault) return { presentity, event, outcome: "ok" };
+  const message = fault.kind === "refresh-fault" ? `${fault.detail}: ${fault.meaning}` : fault.detail;
+  return { presentity, event, outcome: "failed", message };
+}
+
+/** Sweeps one node, as docs/reconcile.md lists the steps. Never throws: faults end up in the report. */
 export async function sweepNode(
   deps: SweepDeps,
-  node: ReconcileNodeConfig,
+  node: NodeConfig,
   request: CleanupRequest,
   options: SweepOptions = {},
 ): Promise<NodeReport> {
-  const started = Date.now();
+  const clock = clockOf(deps.now);
+  const started = clock.now();
   const report = emptyReport(node.id);
   const finish = (patch: Partial<NodeReport>): NodeReport =>
-    Object.assign(report, patch, { durationMs: Date.now() - started });
-  const outOfTime = () => options.deadline !== undefined && Date.now() >= options.deadline;
-  const nowSeconds = Math.floor((deps.now ?? Date.now)() / 1000);
-  const grace = options.expiredGraceSeconds ?? 30;
+    Object.assign(report, patch, { durationMs: clock.now() - started });
   try {
-    // Identity and mode first: refuse before reading 100k rows for nothing.
-    const before = await deps.probe.status(node);
+    const before = await statusOf(deps, node); //                   1. identity and mode, then the gate
     report.bootId = before.bootId;
-    if (before.watchersTable && before.watchersTable.toLowerCase() !== node.watchersTable.toLowerCase()) {
-      return finish({
-        outcome: "refused",
-        message: `node ${node.id} reports watchers table ${before.watchersTable}, the fleet config says ${node.watchersTable}; fix the config`,
-      });
-    }
-    const refusals = modeRefusals(node.id, before, deps.engine);
-    const foreign = foreignSocketCheck(node, deps.fleet, await deps.store.socketsInTable(node.watchersTable));
-    report.warnings.push(...foreign.warnings);
-    if (foreign.refusal) refusals.push(foreign.refusal);
-    if (refusals.length > 0) return finish({ outcome: "refused", message: refusals.join("\n") });
-
-    // 1. rows (paged on id by the store, every response below the Data API's 1 MiB), kept lean:
-    // a node may have 100k rows, held until the node has answered with its connections.
-    const filter = filterFor(node, request, nowSeconds, grace);
-    const kept = new KeptRows(node.contactStyle);
-    let afterId = 0;
-    for (;;) {
-      if (outOfTime()) {
-        return finish({
-          outcome: "not-reached",
-          message: `time budget ran out while reading rows (${kept.rows.length} read); nothing deleted on ${node.id}`,
-        });
-      }
-      const page = await deps.store.readPage(node.watchersTable, filter, afterId);
-      report.pages++;
-      for (const row of page.rows) kept.add(row);
-      deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: kept.rows.length });
-      const last = page.rows.at(-1);
-      if (page.done || !last) break;
-      afterId = last.id;
+    const sockets = await deps.store.socketsInTable(node.watchersTable);
+    const gate = gateNode(node, before, deps.engine, SWEEP_POLICY, deps.fleet, sockets);
+    report.warnings.push(...gate.warnings);
+    if (gate.refusal) return finish({ outcome: "refused", message: gate.refusal });
+    const filter = filterFor(node, request, Math.floor(started / 1000), options.expiredGraceSeconds ?? 30);
+    const kept = await readAllRows(deps, node, filter, report, () => outOfTime(clock, options)); // 2.
+    if (!kept) {
+      const message = `time budget ran out while reading rows; nothing deleted on ${node.id}`;
+      return finish({ outcome: "not-reached", message });
     }
     await deps.hooks?.afterRowsRead?.(node.id);
-
-    // 2. connections, strictly after the rows
-    const connections = await deps.probe.connections(node);
-    report.connections = connections.length;
-    const after = await deps.probe.status(node);
-    if (after.bootId !== before.bootId) {
-      report.warnings.push(
-        `node ${node.id} restarted during the sweep (boot ${before.bootId} → ${after.bootId})`,
-      );
-    }
-    report.bootId = after.bootId;
-
-    // 3. classify
-    const ctx = {
-      livePeers: livePeerSet(connections),
-      now: nowSeconds,
-      purgeExpired: request.scope === "expired" || !kamailioPurgesExpired(after.kamailioVersion),
-      expiredGraceSeconds: grace,
-    };
-    const stale: KeptRow[] = [];
-    for (const row of kept.rows) {
-      let reason: RowReason = classifyKept(row, ctx);
-      // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
-      if (request.scope === "expired" && reason === "conn-closed") reason = "live";
-      if (reason === "live" && request.includeLive) reason = "requested";
-      row.reason = reason;
-      report.counts[reason]++;
-      if (reason === "live") continue;
-      if (stale.length >= request.limit) {
-        report.truncated = true;
-        continue;
-      }
-      stale.push(row);
-    }
-    const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
-    const shown = request.list === "all" ? kept.rows : stale;
-    report.rows = shown.slice(0, maxListed).map((row) => reportRow(node.id, row));
-    if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
+    const after = await connectionsAfterRows(deps, node, before.bootId, report); // 3. strictly after
+    const stale = classifyAll(deps, node, kept, request, options, report, after, started); //  4.
     if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });
-
-    // 4. delete by id and the same predicate, in chunks
-    const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
-    for (let i = 0; i < stale.length; i += chunk) {
-      const part = stale.slice(i, i + chunk).map((row) => ({ id: row.id, expires: row.expires }));
-      report.deleted += await deps.store.deleteRows(node.watchersTable, part, filter);
-      deps.hooks?.onProgress?.({
-        node: node.id,
-        phase: "delete",
-        done: i + part.length,
-        total: stale.length,
-      });
-    }
-
-    // 5. one refresh per affected (presentity, event), so survivors get the current state
-    const targets = new Set<RefreshTarget>();
-    for (const row of stale) targets.add(row.target);
-    const refreshes: RefreshOutcome[] = [];
-    const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
-    const facts = { ...after, source: "status" as const };
-    for (const { presentity, event } of targets) {
-      try {
-        const r = await deps.probe.refresh(node, presentity, event);
-        refreshes.push(
-          r.ok
-            ? { presentity, event, outcome: "ok" }
-            : { presentity, event, outcome: "failed", message: r.message ?? "refresh failed" },
-        );
-      } catch (err) {
-        const outcome: RefreshOutcome = { presentity, event, outcome: "failed", message: errorMessage(err) };
-        refreshes.push(outcome);
-        if (classifyRpcError(err, "presence.refreshWatchers", facts, deps.engine).kind === "transient") {
-          const key = { presentityUri: presentity, event };
-          owed.push({ outcome, followUp: refreshRequested(node.id, key, (deps.now ?? Date.now)()) });
-        }
-      }
-      deps.hooks?.onProgress?.({
-        node: node.id,
-        phase: "refresh",
-        done: refreshes.length,
-        total: targets.size,
-      });
-    }
-    if (owed.length > 0 && deps.followUps) {
-      try {
-        await deps.followUps.send(owed.map((o) => o.followUp));
-        for (const o of owed) {
-          o.outcome.outcome = "deferred";
-          o.outcome.message = `${o.outcome.message}; a refresh.requested follow-up was queued`;
-        }
-      } catch (err) {
-        report.warnings.push(
-          `node ${node.id}: ${owed.length} refreshes owed after the deletes could not be queued (${errorMessage(err)}); their survivors get the state with the next change of each presentity`,
-        );
-      }
-    }
+    const targets = await deleteStale(deps, node, stale, filter, options, report); //         5.
+    const refreshes = await refreshTargets(deps, node, after.facts, targets, report, clock); // 6.
     return finish({ outcome: "done", refreshes });
   } catch (err) {
     return finish({ outcome: "error", message: `node ${node.id}: ${errorMessage(err)}` });
+  }
+}
+
+const outOfTime = (clock: Clock, options: SweepOptions) =>
+  options.deadline !== undefined && clock.now() >= options.deadline;
+
+/** Step 2: every row in scope, paged on id by the store, kept lean; undefined when time ran out. */
+async function readAllRows(
+  deps: SweepDeps,
+  node: NodeConfig,
+  filter: RowFilter,
+  report: NodeReport,
+  timeIsUp: () => boolean,
+): Promise<KeptRows | undefined> {
+  const kept = new KeptRows(node.contactStyle);
+  let afterId = 0;
+  for (;;) {
+    if (timeIsUp()) return undefined;
+    const page = await deps.store.readPage(node.watchersTable, filter, afterId);
+    report.pages++;
+    for (const row of page.rows) kept.add(row);
+    deps.hooks?.onProgress?.({ node: node.id, phase: "rows", done: kept.rows.length });
+    const last = page.rows.at(-1);
+    if (page.done || !last) return kept;
+    afterId = last.id;
+  }
+}
+
+/** The node's facts from its status endpoint (the sweep never falls back to the config). */
+async function statusOf(deps: SweepDeps, node: NodeConfig): Promise<NodeFacts & { bootId: string }> {
+  const facts = factsFromStatus(node, await deps.kamailio.status(node));
+  return { ...facts, bootId: facts.bootId ?? "unknown" };
+}
+
+interface AfterRows {
+  live: Set<string>;
+  facts: NodeFacts;
+}
+
+/** Step 3: the node's connections and status, asked after the rows were read. */
+async function connectionsAfterRows(
+  deps: SweepDeps,
+  node: NodeConfig,
+  bootBefore: string,
+  report: NodeReport,
+): Promise<AfterRows> {
+  const connections = await deps.kamailio.tcpList(node);
+  report.connections = connections.length;
+  const after = await statusOf(deps, node);
+  if (after.bootId !== bootBefore)
+    report.warnings.push(`node ${node.id} restarted during the sweep (boot ${bootBefore} → ${after.bootId})`);
+  report.bootId = after.bootId;
+  return { live: liveSetOf(connections), facts: after };
+}
+
+/** Step 4: each row's reason (counted and listed); returns the rows to delete, up to the limit. */
+function classifyAll(
+  deps: SweepDeps,
+  node: NodeConfig,
+  kept: KeptRows,
+  request: CleanupRequest,
+  options: SweepOptions,
+  report: NodeReport,
+  after: AfterRows,
+  startedMs: number,
+): KeptRow[] {
+  const ctx = {
+    livePeers: after.live,
+    now: Math.floor(startedMs / 1000),
+    purgeExpired: request.scope === "expired" || !kamailioPurgesExpired(after.facts.kamailioVersion),
+    expiredGraceSeconds: options.expiredGraceSeconds ?? 30,
+  };
+  const stale: KeptRow[] = [];
+  let noPeer = 0;
+  for (const row of kept.rows) {
+    let reason: RowReason = classifyKept(row, ctx);
+    if (reason === "live" && row.peer === undefined) noPeer++;
+    // `expired` by hand: only expired rows; a row merely disconnected is left to reconcile.
+    if (request.scope === "expired" && reason === "conn-closed") reason = "live";
+    if (reason === "live" && request.includeLive) reason = "requested";
+    row.reason = reason;
+    report.counts[reason]++;
+    if (reason === "live") continue;
+    if (stale.length >= request.limit) report.truncated = true;
+    else stale.push(row);
+  }
+  if (noPeer > 0) {
+    (deps.telemetry ?? SILENT_TELEMETRY).count("GuardKeepsNoPeer", noPeer);
+    report.warnings.push(noPeerWarning(node.id, noPeer));
+  }
+  const maxListed = options.maxListedRows ?? Number.POSITIVE_INFINITY;
+  const shown = request.list === "all" ? kept.rows : stale;
+  report.rows = shown.slice(0, maxListed).map((row) => reportRow(node.id, row));
+  if (shown.length > maxListed) report.warnings.push(`${shown.length - maxListed} more rows not listed`);
+  return stale;
+}
+
+/** Step 5: the kernel's guarded delete, in chunks; returns the (presentity, event) pairs touched. */
+async function deleteStale(
+  deps: SweepDeps,
+  node: NodeConfig,
+  stale: readonly KeptRow[],
+  filter: RowFilter,
+  options: SweepOptions,
+  report: NodeReport,
+): Promise<Set<RefreshTarget>> {
+  const chunk = options.deleteChunk ?? DEFAULT_DELETE_CHUNK;
+  const targets = new Set<RefreshTarget>();
+  for (let i = 0; i < stale.length; i += chunk) {
+    const part = stale.slice(i, i + chunk);
+    const deleted = await deleteGuarded(
+      deps.telemetry ?? SILENT_TELEMETRY,
+      node,
+      deps.deletedBy ?? "reconciler",
+      part.map(chosenOf),
+      () => deps.store.deleteRows(node.watchersTable, part.map(guardOf), filter),
+    );
+    report.deleted += deleted.length;
+    for (const d of deleted) targets.add(byId(part, d.row.id).target);
+    deps.hooks?.onProgress?.({ node: node.id, phase: "delete", done: i + part.length, total: stale.length });
+  }
+  return targets;
+}
+
+/** Step 6: one refresh per pair; what a fault becomes is the worker's decideRefreshOutcome. */
+async function refreshTargets(
+  deps: SweepDeps,
+  node: NodeConfig,
+  facts: NodeFacts,
+  targets: ReadonlySet<RefreshTarget>,
+  report: NodeReport,
+  clock: Clock,
+): Promise<RefreshOutcome[]> {
+  const telemetry = deps.telemetry ?? SILENT_TELEMETRY;
+  const refreshes: RefreshOutcome[] = [];
+  const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
+  for (const { presentity, event } of targets) {
+    const fault = await refreshFault(deps, node, facts, presentity, event);
+    const decision = decideRefreshOutcome(fault, {
+      askedByEvents: false,
+      canFollowUp: deps.followUps !== undefined,
+    });
+    const outcome = refreshOutcomeOf(presentity, event, fault);
+    refreshes.push(outcome);
+    if (decision !== "follow-up" && decision !== "retry") telemetry.count(REFRESH_METRIC[decision]);
+    if (decision === "follow-up") {
+      const followUp = refreshRequested(node.id, { presentityUri: presentity, event }, clock.now());
+      owed.push({ outcome, followUp });
+    }
+    deps.hooks?.onProgress?.({
+      node: node.id,
+      phase: "refresh",
+      done: refreshes.length,
+      total: targets.size,
+    });
+  }
+  await sendOwed(deps, node, owed, report);
+  return refreshes;
+}
+
+const REFRESH_METRIC = { ok: "RefreshOk", failed: "RefreshFailed", degraded: "RefreshDegraded" } as const;
+
+/** Refreshes owed after the deletes (node unreachable): refresh.requested on the follow-up queue. */
+async function sendOwed(
+  deps: SweepDeps,
+  node: NodeConfig,
+  owed: readonly { outcome: RefreshOutcome; followUp: RefreshRequested }[],
+  report: NodeReport,
+): Promise<void> {
+  if (owed.length === 0 || !deps.followUps) return;
+  try {
+    await deps.followUps.send(owed.map((o) => o.followUp));
+    (deps.telemetry ?? SILENT_TELEMETRY).count("RefreshDeferred", owed.length);
+    for (const o of owed) {
+      o.outcome.outcome = "deferred";
+      o.outcome.message = `${o.outcome.message}; a refresh.requested follow-up was queued`;
+    }
+  } catch (err) {
+    report.warnings.push(
+      `node ${node.id}: ${owed.length} refreshes owed after the deletes could not be queued (${errorMessage(err)}); their survivors get the state with the next change of each presentity`,
+    );
   }
 }
 
@@ -426,7 +522,8 @@ export async function runCleanup(
   request: CleanupRequest,
   options: SweepOptions = {},
 ): Promise<CleanupReport> {
-  const startedAt = new Date();
+  const clock = clockOf(deps.now);
+  const startedAt = new Date(clock.now());
   const nodes = request.node ? deps.fleet.filter((n) => n.id === request.node) : [...deps.fleet];
   if (request.node && nodes.length === 0) {
     throw new RequestError(
@@ -439,7 +536,7 @@ export async function runCleanup(
     const sharedMessage = shared.get(node.id);
     if (sharedMessage) {
       reports[i] = { ...emptyReport(node.id), outcome: "refused", message: sharedMessage };
-    } else if (options.deadline !== undefined && Date.now() >= options.deadline) {
+    } else if (outOfTime(clock, options)) {
       reports[i] = {
         ...emptyReport(node.id),
         outcome: "not-reached",
@@ -449,5 +546,5 @@ export async function runCleanup(
       reports[i] = await sweepNode(deps, node, request, options);
     }
   });
-  return summarize(request, startedAt, reports);
+  return summarize(request, startedAt, reports, clock.now());
 }

@@ -4,64 +4,20 @@
  * No I/O here: the sweep (reconcile-sweep.ts) feeds it what the store and the node returned.
  * Contact parsing and SQL helpers are the worker's (peer.ts, sql.ts), reused as they are.
  */
-import { type ContactStyle, type DatabaseEngine, versionAtLeast } from "./fleet.ts";
-import { aliasPeerOf, natedPeerOf, type Peer, peerKey } from "./peer.ts";
+import {
+  type ContactStyle,
+  type DatabaseEngine,
+  type NodeConfig,
+  type NodeFacts,
+  versionAtLeast,
+} from "./fleet.ts";
+import { contactPeer, type Peer, peerKey } from "./peer.ts";
 import type { WatcherRow } from "./ports.ts";
 
 export type { ContactStyle, DatabaseEngine, Peer, WatcherRow };
-export { peerKey };
-
-/** What the reconciler needs to know about a node (the fleet config's NodeConfig fits this shape). */
-export interface ReconcileNodeConfig {
-  id: string;
-  socketInfo: string[];
-  watchersTable: string;
-  contactStyle: ContactStyle;
-  kamailioVersion: string;
-  subsDbMode: number;
-  notifierProcesses: number;
-}
-
-/** Presence settings that decide whether and how rows may be deleted (status endpoint wins). */
-export interface NodeMode {
-  kamailioVersion: string;
-  subsDbMode: number;
-  notifierProcesses: number;
-  watchersTable?: string;
-}
+export { contactPeer, peerKey };
 
 export type Classification = "live" | "conn-closed" | "expired";
-
-const WS_TRANSPORT = /;transport=wss?(?=$|[;>?])/i;
-const WS_ALIAS = /;alias=[^;>?]*~[56](?=$|[;>?])/;
-
-/**
- * The WebSocket peer a contact names, or undefined when the row is not a WS watcher of this
- * style (such rows are never judged by connection: only their expiry can make them stale).
- * nated: `sip:u@<ip>:<port>;transport=ws|wss`; alias: `;alias=<ip>~<port>~5|6` (5 = WS, 6 = WSS).
- */
-export function contactPeer(contact: string, style: ContactStyle): Peer | undefined {
-  if (style !== "nated" && WS_ALIAS.test(contact)) {
-    const alias = aliasPeerOf(contact);
-    if (alias) return alias;
-  }
-  if (style === "alias" || !WS_TRANSPORT.test(contact)) return undefined;
-  return natedPeerOf(contact);
-}
-
-export interface TcpConnection {
-  /** Peer side (`src_*` in core.tcp_list). */
-  ip: string;
-  port: number;
-  type?: string;
-}
-
-/** Every peer connected to the node, any transport: a connected peer always keeps its rows. */
-export function livePeerSet(connections: readonly TcpConnection[]): Set<string> {
-  const set = new Set<string>();
-  for (const c of connections) set.add(peerKey(c));
-  return set;
-}
 
 /** Kamailio purges expired active_watchers rows itself from 5.8.0 on (GH #3074); 5.6/5.7 never do. */
 export function kamailioPurgesExpired(version: string): boolean {
@@ -99,14 +55,13 @@ export function classifyRow(row: WatcherRow, ctx: ClassifyContext): ClassifiedRo
   return { ...base, classification: "live" };
 }
 
-export class RefusalError extends Error {
-  override name = "RefusalError";
-}
-
 /**
  * Set-ups where deleting rows cannot help or would harm; each message says why and what to do.
  * Empty when the node can be swept.
  */
+/** The node's mode (its status wins over the config). */
+export type NodeMode = Pick<NodeFacts, "kamailioVersion" | "subsDbMode" | "notifierProcesses">;
+
 export function modeRefusals(nodeId: string, mode: NodeMode, engine: DatabaseEngine): string[] {
   const out: string[] = [];
   if (mode.subsDbMode !== 3) {
@@ -131,7 +86,9 @@ export function modeRefusals(nodeId: string, mode: NodeMode, engine: DatabaseEng
 }
 
 /** Nodes of the fleet config that point at the same watchers table. */
-export function sharedTableRefusals(nodes: readonly ReconcileNodeConfig[]): Map<string, string> {
+export function sharedTableRefusals(
+  nodes: readonly Pick<NodeConfig, "id" | "watchersTable">[],
+): Map<string, string> {
   const byTable = new Map<string, string[]>();
   for (const n of nodes) {
     const key = n.watchersTable.toLowerCase();
@@ -161,8 +118,8 @@ export function sharedTableMessage(nodeId: string, table: string, nodeIds: reado
  * configured node; an unknown socket only warns (it may be a non-WS listener missing from the config).
  */
 export function foreignSocketCheck(
-  node: ReconcileNodeConfig,
-  fleet: readonly ReconcileNodeConfig[],
+  node: Pick<NodeConfig, "id" | "socketInfo" | "watchersTable">,
+  fleet: readonly Pick<NodeConfig, "id" | "socketInfo">[],
   socketsInTable: readonly string[],
 ): { refusal?: string; warnings: string[] } {
   const mine = new Set(node.socketInfo.map((s) => s.toLowerCase()));

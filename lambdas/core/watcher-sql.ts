@@ -4,7 +4,7 @@
  */
 
 import { contactLikeShapes } from "./peer.ts";
-import type { NodeScope, PresentityKey, WatcherCriteria, WatcherRow } from "./ports.ts";
+import type { DialogMatch, NodeScope, PresentityKey, WatcherCriteria, WatcherRow } from "./ports.ts";
 import type { Dialect, SqlParams } from "./sql.ts";
 import { dialogKeyClause, likeClause, likePattern, ParamBuilder } from "./sql.ts";
 
@@ -29,6 +29,7 @@ export const WATCHER_COLUMNS = [
   "watcher_username",
   "watcher_domain",
   "socket_info",
+  "version",
 ] as const;
 
 /** Maps one record of a WATCHER_COLUMNS select (or a shorter prefix of it: missing columns read as ""). */
@@ -46,6 +47,7 @@ export function rowFromRecord(values: readonly unknown[]): WatcherRow {
     watcherUsername: text(8),
     watcherDomain: text(9),
     socketInfo: text(10),
+    version: Number(values[11] ?? 0),
   };
 }
 
@@ -78,6 +80,12 @@ export function keysetPageStatement(
   return { sql, params: params.params };
 }
 
+/** The exact dialog key, and the row's version when the match carries one (the compare guard). */
+export function dialogMatchClause(dialect: Dialect, dialog: DialogMatch, params: ParamBuilder): string {
+  const key = dialogKeyClause(dialect, dialog, params);
+  return dialog.version === undefined ? key : `${key} AND version = ${params.add(dialog.version)}`;
+}
+
 /** OR of every criterion; `1 = 0` when there is none (selects nothing, deletes nothing). */
 export function criteriaClause(
   dialect: Dialect,
@@ -91,7 +99,7 @@ export function criteriaClause(
       alternatives.push(likeClause("LOWER(contact)", likePattern(shape.parts), params));
     }
   }
-  for (const dialog of criteria.dialogs) alternatives.push(`(${dialogKeyClause(dialect, dialog, params)})`);
+  for (const dialog of criteria.dialogs) alternatives.push(`(${dialogMatchClause(dialect, dialog, params)})`);
   if (criteria.contacts && criteria.contacts.contacts.length > 0) {
     const { presentityUri, event, contacts } = criteria.contacts;
     const exactContacts = contacts.map((c) => `(${dialect.exactEquals("contact", params.name(c))})`);

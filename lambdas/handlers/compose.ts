@@ -22,10 +22,10 @@ import { DataApiWatcherStore } from "../adapters/data-api-store.ts";
 import { KamailioRpcClient } from "../adapters/kamailio-rpc.ts";
 import { SqsDeadLetterSink } from "../adapters/sqs-dlq.ts";
 import { SqsFollowUpSink } from "../adapters/sqs-follow-up.ts";
-import { powertoolsTelemetry } from "../adapters/telemetry.ts";
+import { jsonLinesTelemetry, powertoolsTelemetry } from "../adapters/telemetry.ts";
 import type { FleetConfig } from "../core/fleet.ts";
 import { createIngestAuthorizer, createIngestKeyChecker, parseIngestKeys } from "../core/ingest-auth.ts";
-import type { FollowUpSink, Telemetry, WatcherStore } from "../core/ports.ts";
+import type { DeletedBy, FollowUpSink, Telemetry, WatcherStore } from "../core/ports.ts";
 import type { WorkerDeps } from "../core/worker.ts";
 import type {
   AwsEnv,
@@ -86,21 +86,40 @@ export function fleetSource(env: FleetEnv, fleetSpec = env.KWC_FLEET_CONFIG): Fl
   return { loadFleet: cached(load, FLEET_CONFIG_TTL_MS), secret: cachedSecrets(deps) };
 }
 
-/** refresh.requested follow-ups to the events queue, when KWC_EVENTS_QUEUE_URL is set. */
+/** refresh.requested follow-ups to the follow-up queue, when KWC_FOLLOW_UP_QUEUE_URL is set. */
 function followUpSink(env: FleetEnv, sqs = sqsClient(env)): FollowUpSink | undefined {
-  if (!env.KWC_EVENTS_QUEUE_URL) return undefined;
-  return new SqsFollowUpSink(sqs, env.KWC_EVENTS_QUEUE_URL, env.KWC_FOLLOW_UP_DELAY_SECONDS);
+  if (!env.KWC_FOLLOW_UP_QUEUE_URL) return undefined;
+  return new SqsFollowUpSink(sqs, env.KWC_FOLLOW_UP_QUEUE_URL, env.KWC_FOLLOW_UP_DELAY_SECONDS);
 }
 
-/** The reconcile/cleanup sweep's clients (reconciler, cleanup function, `kwc`). */
-export function fleetRuntime(env: FleetEnv, fleetSpec?: string): FleetRuntime {
+/**
+ * The reconcile/cleanup sweep's clients (reconciler, cleanup function, `kwc`) and where its audit
+ * records and metrics go: `kwc` writes them as JSON lines on stderr (its stdout is the report),
+ * the functions through Powertools.
+ */
+export function fleetRuntime(
+  env: FleetEnv & Partial<TelemetryEnv>,
+  fleetSpec?: string,
+  deletedBy: DeletedBy = "reconciler",
+  overrides: TelemetryOverrides = {},
+): FleetRuntime {
   const { loadFleet, secret } = fleetSource(env, fleetSpec);
   const followUps = followUpSink(env);
+  const sink =
+    deletedBy === "kwc" && !overrides.telemetry
+      ? { telemetry: jsonLinesTelemetry((line) => process.stderr.write(`${line}\n`)), flush: () => {} }
+      : telemetryFor(
+          { POWERTOOLS_METRICS_NAMESPACE: "KamailioWatcherCleanup", LOG_LEVEL: "INFO", ...env },
+          `kwc-${deletedBy}`,
+          overrides,
+        );
   return {
     loadFleet,
     rdsData: rdsDataClient(env),
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     ...(followUps ? { followUps } : {}),
+    ...sink,
+    deletedBy,
   };
 }
 
@@ -112,6 +131,9 @@ export function teeTelemetry(...sinks: Telemetry[]): Telemetry {
     },
     audit: (record) => {
       for (const t of sinks) t.audit(record);
+    },
+    ignored: (record) => {
+      for (const t of sinks) t.ignored(record);
     },
     info: (message, data) => {
       for (const t of sinks) t.info(message, data);
@@ -179,6 +201,7 @@ export function workerHandlerFromEnv(
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     dlq: new SqsDeadLetterSink(sqs, env.KWC_DLQ_URL),
     ...(followUps ? { followUps } : {}),
+    ...(env.KWC_FOLLOW_UP_QUEUE_ARN ? { followUpQueueArn: env.KWC_FOLLOW_UP_QUEUE_ARN } : {}),
     ...overrides,
     telemetry,
     flush,
@@ -191,7 +214,7 @@ export function reconcilerHandlerFromEnv(
 ) {
   const { runtime, telemetry: _replace, tee: _copy, ...options } = overrides;
   const { telemetry } = telemetryFor(env, "kwc-reconciler", overrides);
-  return createReconcilerHandler(runtime ?? fleetRuntime(env), {
+  return createReconcilerHandler(runtime ?? fleetRuntime(env, undefined, "reconciler", overrides), {
     concurrency: env.KWC_RECONCILE_CONCURRENCY,
     dryRun: env.KWC_RECONCILE_DRY_RUN,
     telemetry,
@@ -199,8 +222,11 @@ export function reconcilerHandlerFromEnv(
   });
 }
 
-export function cleanupHandlerFromEnv(env: CleanupEnv, overrides: { runtime?: FleetRuntime } = {}) {
-  return createCleanupHandler(overrides.runtime ?? fleetRuntime(env));
+export function cleanupHandlerFromEnv(
+  env: CleanupEnv,
+  overrides: { runtime?: FleetRuntime } & TelemetryOverrides = {},
+) {
+  return createCleanupHandler(overrides.runtime ?? fleetRuntime(env, undefined, "cleanup", overrides));
 }
 
 /** The ingest's authorizer: `x-kwc-key` against the Secrets Manager value, cached between calls. */

@@ -51,16 +51,24 @@ const fleet = {
   KWC_FLEET_CONFIG: z.string().regex(/^(file:|ssm-path:)/, "must start with file: or ssm-path:"),
 };
 
-/** refresh.requested follow-ups go to the events queue when it is set. */
+/**
+ * refresh.requested follow-ups go to the follow-up queue when it is set: only the functions may
+ * send to it, and the worker accepts refresh.requested only from it.
+ */
 const followUps = {
-  KWC_EVENTS_QUEUE_URL: url.optional(),
+  KWC_FOLLOW_UP_QUEUE_URL: url.optional(),
   /** SQS accepts a DelaySeconds of 0-900. */
   KWC_FOLLOW_UP_DELAY_SECONDS: wholeNumber(0, 900).default(30),
 };
 
 const fleetFunction = { ...aws, ...telemetry, ...fleet, ...followUps };
 
-export const WorkerEnvSchema = z.object({ ...fleetFunction, KWC_DLQ_URL: url });
+export const WorkerEnvSchema = z.object({
+  ...fleetFunction,
+  KWC_DLQ_URL: url,
+  /** The follow-up queue's ARN: its records are the only ones refresh.requested is accepted from. */
+  KWC_FOLLOW_UP_QUEUE_ARN: z.string().regex(/^arn:/, "must be an ARN").optional(),
+});
 
 export const ReconcilerEnvSchema = z.object({
   ...fleetFunction,

@@ -10,8 +10,7 @@ import { type CleanupReport, type CleanupRequest, CleanupRequestSchema } from ".
 import type { FleetConfig } from "../core/fleet.ts";
 import { ingestNodeOf } from "../core/ingest-identity.ts";
 import { formatIssues } from "../core/parse.ts";
-import type { FollowUpSink, KamailioClient, Telemetry } from "../core/ports.ts";
-import { kamailioProbe } from "../core/reconcile-probe.ts";
+import type { DeletedBy, FollowUpSink, KamailioClient, Telemetry } from "../core/ports.ts";
 import { RequestError, runCleanup, type SweepHooks, type SweepOptions } from "../core/reconcile-sweep.ts";
 import { type BatchResult, createWorker, type WorkerDeps } from "../core/worker.ts";
 
@@ -23,6 +22,12 @@ export interface FleetRuntime {
   rdsData: RDSDataClient;
   kamailio: KamailioClient;
   followUps?: FollowUpSink;
+  /** Audit records and metrics of every row the sweep deletes and every refresh (as the worker's). */
+  telemetry?: Telemetry;
+  /** Which path the audit records name. */
+  deletedBy?: DeletedBy;
+  /** Publishes the metrics one run gathered. */
+  flush?: () => void;
 }
 
 export interface RunOptions extends SweepOptions {
@@ -33,7 +38,7 @@ export interface RunOptions extends SweepOptions {
 export function sweepPorts(runtime: FleetRuntime, fleet: FleetConfig) {
   return {
     store: new DataApiReconcileStore(runtime.rdsData, fleet.database),
-    probe: kamailioProbe(runtime.kamailio, fleet.nodes),
+    kamailio: runtime.kamailio,
     engine: fleet.database.engine,
     fleet: fleet.nodes,
   };
@@ -50,9 +55,15 @@ export async function runRequest(
   const deps = {
     ...ports,
     ...(runtime.followUps ? { followUps: runtime.followUps } : {}),
+    ...(runtime.telemetry ? { telemetry: runtime.telemetry } : {}),
+    ...(runtime.deletedBy ? { deletedBy: runtime.deletedBy } : {}),
     ...(hooks ? { hooks } : {}),
   };
-  return { ...(await runCleanup(deps, request, sweep)), store: ports.store.stats };
+  try {
+    return { ...(await runCleanup(deps, request, sweep)), store: ports.store.stats };
+  } finally {
+    runtime.flush?.();
+  }
 }
 
 /** Maps a batch result to Lambda's partial-batch answer: exactly the records to retry. */
@@ -61,8 +72,13 @@ export function toBatchResponse(result: Pick<BatchResult, "failedMessageIds">): 
 }
 
 /** Worker: SQS batch of ingest messages → createWorker → SQSBatchResponse (reportBatchItemFailures). */
-export function createWorkerHandler(deps: WorkerDeps & { flush?: () => void }) {
+/** The worker's ports, the metrics flush, and the follow-up queue's ARN (the only source of refresh.requested). */
+type WorkerHandlerDeps = WorkerDeps & { flush?: () => void; followUpQueueArn?: string | undefined };
+
+export function createWorkerHandler(deps: WorkerHandlerDeps) {
   const processBatch = createWorker(deps);
+  const originOf = (arn: string | undefined) =>
+    deps.followUpQueueArn && arn === deps.followUpQueueArn ? ("follow-ups" as const) : ("events" as const);
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
     try {
       const result = await processBatch(
@@ -70,6 +86,7 @@ export function createWorkerHandler(deps: WorkerDeps & { flush?: () => void }) {
           messageId: r.messageId,
           body: r.body,
           ingestNode: ingestNodeOf(r.messageAttributes),
+          origin: originOf(r.eventSourceARN),
         })),
       );
       return toBatchResponse(result);

@@ -91,7 +91,7 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
     const survivor = await watch("lost-survivor", presentity);
     const dying = await watch("lost-dying", presentity);
     // Not eventsIn: the PUBLISH's presence.changed may still be on its way to the worker here.
-    const workerDeletesBefore = stack.counters.metrics.RowsDeleted ?? 0;
+    const workerDeletesBefore = stack.counters.metrics.RowsDeleted ?? 0; // every path's deletions
     const reconcileDeletedBefore = stack.counters.reconcileDeleted;
     const runsBefore = stack.counters.reconcileRuns;
     const diedAt = Date.now();
@@ -112,7 +112,10 @@ describe("lost events and on-demand cleanup on the local pipeline (postgres)", (
         timeoutMs: 10_000,
         what: "the reconciler's report of the delete",
       });
-      expect(stack.counters.metrics.RowsDeleted ?? 0).toBe(workerDeletesBefore);
+      // RowsDeleted counts every path now: its rise is exactly the reconciler's deletions.
+      expect((stack.counters.metrics.RowsDeleted ?? 0) - workerDeletesBefore).toBe(
+        stack.counters.reconcileDeleted - reconcileDeletedBefore,
+      );
       await survivor.c.waitForNotify(
         (n) => n.callId === survivor.sub.callId && n.receivedAt >= diedAt,
         10_000,

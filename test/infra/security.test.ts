@@ -180,7 +180,7 @@ describe("per-node ingest identity", () => {
 });
 
 describe("retention (audit records, DLQ bodies and logs hold watcher URIs and client IPs)", () => {
-  it("sets it on every log group, on the RDS log groups, and on both queues, from the props", () => {
+  it("sets it on every log group, on the RDS log groups, and on every queue, from the props", () => {
     const { template } = buildStack({
       logRetention: logs.RetentionDays.ONE_WEEK,
       queue: { retentionPeriod: Duration.days(2), deadLetterRetentionPeriod: Duration.days(7) },
@@ -197,6 +197,9 @@ describe("retention (audit records, DLQ bodies and logs hold watcher URIs and cl
     expect(writer?.DependsOn).toContain(rdsGroup?.[0]);
     template.resourceCountIs("Custom::LogRetention", 0);
     const queues = Object.values(template.findResources("AWS::SQS::Queue"));
-    expect(queues.map((q) => q.Properties.MessageRetentionPeriod).sort()).toEqual([172_800, 604_800]);
+    // the events queue and the follow-up queue, and their DLQs
+    expect(queues.map((q) => q.Properties.MessageRetentionPeriod).sort()).toEqual([
+      172_800, 172_800, 604_800, 604_800,
+    ]);
   });
 });

@@ -24,13 +24,21 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     stack = built.stack;
   });
 
-  it("redrives to a DLQ that outlives the events queue, after 5 receives", () => {
+  it("redrives to a DLQ that outlives the events queue, after 5 receives; the follow-up queue has its own", () => {
     const { template } = built;
-    const events = template.findResources("AWS::SQS::Queue", {
+    const redriven = template.findResources("AWS::SQS::Queue", {
       Properties: { RedrivePolicy: Match.anyValue() },
     });
-    const [queue] = Object.values(events);
-    expect(Object.keys(events)).toHaveLength(1);
+    // the events queue and the follow-up queue, each into its own DLQ: a redrive of the events
+    // DLQ can never move an ingest body into the follow-up queue
+    expect(Object.keys(redriven)).toHaveLength(2);
+    const queue =
+      template.toJSON().Resources[stack.getLogicalId(stack.events.queue.node.defaultChild as never)];
+    const followUps =
+      template.toJSON().Resources[stack.getLogicalId(stack.followUps.queue.node.defaultChild as never)];
+    expect(followUps.Properties.RedrivePolicy.deadLetterTargetArn).toEqual(
+      stack.resolve(stack.followUps.deadLetterQueue.queueArn),
+    );
     expect(queue?.Properties.RedrivePolicy).toEqual({
       deadLetterTargetArn: stack.resolve(stack.events.deadLetterQueue.queueArn),
       maxReceiveCount: 5,
@@ -56,13 +64,13 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     });
   });
 
-  it("encrypts both queues and denies non-TLS access", () => {
+  it("encrypts every queue and denies non-TLS access", () => {
     const { template } = built;
     const queues = Object.values(template.findResources("AWS::SQS::Queue"));
-    expect(queues).toHaveLength(2);
+    expect(queues).toHaveLength(4); // events, follow-ups, and their DLQs
     for (const queue of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     const policies = Object.values(template.findResources("AWS::SQS::QueuePolicy"));
-    expect(policies).toHaveLength(2);
+    expect(policies).toHaveLength(4);
     for (const policy of policies) {
       expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
         expect.objectContaining({
@@ -113,17 +121,24 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
         Variables: Match.objectLike({
           KWC_FLEET_CONFIG: "ssm-path:/kwc/fleet",
           KWC_DLQ_URL: stack.resolve(stack.events.deadLetterQueue.queueUrl),
-          KWC_EVENTS_QUEUE_URL: stack.resolve(stack.events.queue.queueUrl),
+          KWC_FOLLOW_UP_QUEUE_URL: stack.resolve(stack.followUps.queue.queueUrl),
+          KWC_FOLLOW_UP_QUEUE_ARN: stack.resolve(stack.followUps.queue.queueArn),
         }),
       },
     });
-    // The worker, the reconciler and the on-demand cleanup post refresh.requested follow-ups.
+    // The worker, the reconciler and the on-demand cleanup post refresh.requested follow-ups to
+    // their own queue, which the worker consumes; none of them writes to the events queue.
     const withFollowUps = functions.filter(
       (fn) =>
-        JSON.stringify(fn.Properties.Environment.Variables.KWC_EVENTS_QUEUE_URL) ===
-        JSON.stringify(stack.resolve(stack.events.queue.queueUrl)),
+        JSON.stringify(fn.Properties.Environment.Variables.KWC_FOLLOW_UP_QUEUE_URL) ===
+        JSON.stringify(stack.resolve(stack.followUps.queue.queueUrl)),
     );
     expect(withFollowUps).toHaveLength(3);
+    expect(JSON.stringify(functions)).not.toContain("KWC_EVENTS_QUEUE_URL");
+    built.template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: stack.resolve(stack.followUps.queue.queueArn),
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
   });
 
   it("gives each log group a retention", () => {
@@ -132,12 +147,13 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     for (const group of groups) expect(group.Properties.RetentionInDays).toBe(30);
   });
 
-  it("scopes IAM: DLQ send to the DLQ, follow-ups to the events queue, Data API to the cluster, no Resource * anywhere", () => {
+  it("scopes IAM: DLQ send to the DLQ, follow-ups to their own queue, Data API to the cluster, no Resource * anywhere", () => {
     const statements = allPolicyStatements(built.template);
     expect(statements.filter((statement) => statement.Resource === "*")).toEqual([]);
-    // The worker may send to the DLQ (rejects) and, with sqs:SendMessage alone, to the events queue
-    // (its refresh.requested follow-ups); the reconciler and the on-demand cleanup to the events
-    // queue only; API Gateway's integration role to the events queue only.
+    // The worker may send to the DLQ (rejects) and, with sqs:SendMessage alone, to the follow-up
+    // queue (its refresh.requested); the reconciler and the on-demand cleanup to the follow-up
+    // queue only; API Gateway's integration role to the events queue only: no ingest body can
+    // reach the follow-up queue, the only place refresh.requested is accepted from.
     const sendsOf = (fn: { role?: { roleName: string } | undefined }) => {
       const role = stack.resolve(fn.role?.roleName);
       const policy = Object.values(built.template.findResources("AWS::IAM::Policy")).find((p) =>
@@ -148,7 +164,8 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
         .map((statement) => ({ actions: actionsOf(statement), resource: statement.Resource }));
     };
     const eventsQueue = stack.resolve(stack.events.queue.queueArn);
-    const followUpSend = { actions: ["sqs:SendMessage"], resource: eventsQueue };
+    const followUpQueue = stack.resolve(stack.followUps.queue.queueArn);
+    const followUpSend = { actions: ["sqs:SendMessage"], resource: followUpQueue };
     expect(sendsOf(stack.worker.serviceFunction.function)).toEqual([
       expect.objectContaining({ resource: stack.resolve(stack.events.deadLetterQueue.queueArn) }),
       followUpSend,
@@ -157,9 +174,17 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     expect(sendsOf(stack.onDemandCleanup.function)).toEqual([followUpSend]);
     const allSends = statements.filter((statement) => actionsOf(statement).includes("sqs:SendMessage"));
     expect(allSends.map((statement) => statement.Resource)).toEqual(
-      expect.arrayContaining([eventsQueue, stack.resolve(stack.events.deadLetterQueue.queueArn)]),
+      expect.arrayContaining([
+        eventsQueue,
+        followUpQueue,
+        stack.resolve(stack.events.deadLetterQueue.queueArn),
+      ]),
     );
     expect(allSends).toHaveLength(5);
+    // only the ingest sends to the events queue
+    expect(
+      allSends.filter((statement) => JSON.stringify(statement.Resource) === JSON.stringify(eventsQueue)),
+    ).toHaveLength(1);
     const dataApi = statements.filter((statement) =>
       actionsOf(statement).includes("rds-data:ExecuteStatement"),
     );

@@ -127,6 +127,15 @@ describe("kwc CLI (MariaDB)", () => {
     const wet = await kwc(["reconcile", "--json"], env);
     expect(wet.code, `${wet.stdout}\n${wet.stderr}`).toBe(0);
     expect(json(wet).totals).toMatchObject({ deleted: 1, refreshes: 1, refreshFailures: 0 });
+    // the deletion's audit record, on stderr (stdout is the report)
+    const audits = wet.stderr
+      .split("\n")
+      .filter((l) => l.includes('"watcher.deleted"'))
+      .map((l) => JSON.parse(l).audit);
+    expect(audits.map((x) => [x.dialog.callId, x.reason, x.deletedBy, x.watcher])).toEqual([
+      [dead.sub.callId, "conn-closed", "kwc", dead.c.aor],
+    ]);
+    expect(dry.stderr).not.toContain("watcher.deleted"); // control: a dry run deletes nothing
     const after = await callIdsIn(bed, "aw_cli_a");
     expect(after).toContain(live.sub.callId);
     expect(after).not.toContain(dead.sub.callId);

@@ -89,6 +89,58 @@ describe("notify.failed and presence.changed on Kamailio 5.6.3", () => {
     expect(await leftRows()).toEqual([HOSTILE_CALL_IDS[1]]);
   });
 
+  it("a PUBLISH-triggered NOTIFY failure (sync mode) carries the row's version; a re-SUBSCRIBE moves it", async () => {
+    const presentity = "sip:vera@example.com";
+    const publisher = await client("vera");
+    expect(await publisher.publish(presentity)).toBe(200);
+    const w = await client("vw");
+    const sub = await w.subscribe(presentity);
+    await w.waitForNotify((n) => n.callId === sub.callId);
+    w.answerNotifiesWith(500); // presence keeps the row on 500
+    expect(await publisher.publish(presentity)).toBe(200);
+    await rx.waitFor(failedFor(sub), 10_000);
+    const versionOf = async () =>
+      (
+        await db.query<{ version: number }>("SELECT version FROM active_watchers WHERE callid = $1", [
+          sub.callId,
+        ])
+      )[0]?.version;
+    // Each failed NOTIFY reports its own version (presence may send more than one per PUBLISH);
+    // the newest one is the row's: what the compare guard will find.
+    const newest = () =>
+      Math.max(...rx.events.filter(failedFor(sub)).map((x) => (x as NotifyFailed).version ?? -1));
+    await waitUntil(async () => newest() === (await versionOf()), {
+      what: "the newest failed NOTIFY's version to be the row's",
+    });
+    const e = { version: newest() };
+    w.answerNotifiesWith(200);
+    await w.resubscribe(sub);
+    expect(sub.status).toBe(200);
+    expect(await versionOf()).toBeGreaterThan(e.version as number);
+  });
+
+  it("refuses an event whose text SQS would refuse (U+FFFF in a Call-ID), counts it, and posts the others", async () => {
+    const presentity = "sip:ursula@example.com";
+    const publisher = await client("ursula");
+    expect(await publisher.publish(presentity)).toBe(200);
+    const bad = await client("ub");
+    const badSub = await bad.subscribe(presentity, { callId: "bad-\uffff-id" });
+    await bad.waitForNotify((n) => n.callId === badSub.callId);
+    const good = await client("ug");
+    const goodSub = await good.subscribe(presentity);
+    await good.waitForNotify((n) => n.callId === goodSub.callId);
+    bad.answerNotifiesWith(500);
+    good.answerNotifiesWith(500);
+    const before = (await node.status()).counters.refusedEvents;
+    expect(await publisher.publish(presentity)).toBe(200);
+    await rx.waitFor(failedFor(goodSub), 10_000); // control: the clean event is posted
+    await waitUntil(async () => (await node.status()).counters.refusedEvents > before, {
+      what: "the refused event to be counted",
+    });
+    expect(rx.events.filter(failedFor(badSub))).toEqual([]);
+    expect(rx.rejections).toEqual([]); // the envelope itself stayed valid
+  });
+
   it("posts presence.changed after a PUBLISH, for presence and dialog", async () => {
     const publisher = await client("dave");
     expect(await publisher.publish("sip:dave@example.com", { event: "presence" })).toBe(200);

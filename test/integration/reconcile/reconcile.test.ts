@@ -5,8 +5,9 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import { runRequest } from "../../../lambdas/handlers/functions.ts";
+import { createCleanupHandler, runRequest } from "../../../lambdas/handlers/functions.ts";
 import type { Engine } from "../../helpers/db.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";
@@ -53,11 +54,19 @@ describe.each(ENGINES)("reconcile on $engine", ({ engine, ips }) => {
     for (const d of dead) expect(before).toContain(d.sub.callId);
     const marks = survivors.map((s) => s.c.notifiesFor(s.sub).length);
 
-    const report = await runRequest(bed.runtime, req({ scope: "reconcile", node: a.nodeId }));
+    const tel = memoryTelemetry();
+    const runtime = { ...bed.runtime, telemetry: tel.telemetry, deletedBy: "reconciler" as const };
+    const report = await runRequest(runtime, req({ scope: "reconcile", node: a.nodeId }));
 
     const node = report.nodes[0];
     expect(node?.outcome).toBe("done");
     expect(node?.rows.map((r) => r.key.callId).sort()).toEqual(dead.map((d) => d.sub.callId).sort());
+    // every deleted row leaves its audit record and metric, as the worker's do
+    expect(tel.audits.map((x) => [x.dialog.callId, x.reason, x.deletedBy, x.watcher]).sort()).toEqual(
+      dead.map((d) => [d.sub.callId, "conn-closed", "reconciler", d.c.aor]).sort(),
+    );
+    expect(tel.counts.RowsDeleted).toBe(2);
+    expect(tel.counts.RefreshOk).toBe(1);
     expect(node?.rows.every((r) => r.reason === "conn-closed")).toBe(true);
     expect(node?.deleted).toBe(2);
     expect(node?.refreshes).toEqual([{ presentity, event: "presence", outcome: "ok" }]);
@@ -82,8 +91,17 @@ describe.each(ENGINES)("reconcile on $engine", ({ engine, ips }) => {
       await watcher(bed, a, "carol", presentity),
     ];
     await killAndWaitGone(a, tabs[1]?.c as SipWsClient, "rst");
-    const report = await runRequest(bed.runtime, req({ scope: "watcher", watcher: "sip:carol@example.com" }));
+    // through the on-demand cleanup function (the handler kwc --remote invokes)
+    const tel = memoryTelemetry();
+    const cleanup = createCleanupHandler({ ...bed.runtime, telemetry: tel.telemetry, deletedBy: "cleanup" });
+    const answer = await cleanup({ scope: "watcher", watcher: "sip:carol@example.com" });
+    if (!answer.ok) throw new Error(answer.error.message);
+    const report = answer.report;
     expect(report.totals.counts).toMatchObject({ live: 2, "conn-closed": 1 });
+    expect(tel.audits.map((x) => [x.dialog.callId, x.deletedBy, x.watcher])).toEqual([
+      [tabs[1]?.sub.callId, "cleanup", "sip:carol@example.com"],
+    ]);
+    expect(tel.counts.RowsDeleted).toBe(1);
     expect(report.nodes.flatMap((n) => n.rows.map((r) => r.key.callId))).toEqual([tabs[1]?.sub.callId]);
     const after = await callIdsIn(bed, "aw_ra");
     expect(after).toContain(tabs[0]?.sub.callId);

@@ -95,7 +95,7 @@ describe("refresh after deletions with Kamailio's RPC unreachable (real Kamailio
     };
     const down = workerFor(fleet, api.client, tokens, {
       kamailio: cut,
-      followUps: new SqsFollowUpSink(sqsClient, sqs.queueUrl, 1),
+      followUps: new SqsFollowUpSink(sqsClient, sqs.followUpQueueUrl, 1),
       beforeDelete: async () => {
         rpcDown = true;
       },
@@ -114,9 +114,13 @@ describe("refresh after deletions with Kamailio's RPC unreachable (real Kamailio
     await s2.c.ping();
     expect([s1.c.notifiesFor(s1.sub).length, s2.c.notifiesFor(s2.sub).length]).toEqual(mark);
 
-    // Exactly one follow-up is on the events queue (after its delay).
+    // Exactly one follow-up is on the follow-up queue (after its delay).
     const received = await sqsClient.send(
-      new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl, WaitTimeSeconds: 10, MaxNumberOfMessages: 10 }),
+      new ReceiveMessageCommand({
+        QueueUrl: sqs.followUpQueueUrl,
+        WaitTimeSeconds: 10,
+        MaxNumberOfMessages: 10,
+      }),
     );
     expect(received.Messages).toHaveLength(1);
     const message = received.Messages?.[0];
@@ -132,10 +136,18 @@ describe("refresh after deletions with Kamailio's RPC unreachable (real Kamailio
       }),
     ]);
 
-    // The worker processes it with the RPC back: every survivor gets its NOTIFY.
+    // The same body from the events queue (an ingest POST, a DLQ redrive) is refused.
+    const laundered = workerFor(fleet, api.client, tokens);
+    const refused = await laundered.run([{ messageId: "from-events", body: message?.Body ?? "" }]);
+    expect(refused.refreshes).toEqual([]);
+    expect(refused.dlq.map((d) => d.reason)).toEqual([
+      expect.stringMatching(/only from its follow-up queue/),
+    ]);
+
+    // The worker processes it from the follow-up queue with the RPC back: every survivor gets its NOTIFY.
     const up = workerFor(fleet, api.client, tokens);
     const second = await up.run([
-      { messageId: message?.MessageId ?? "follow-up", body: message?.Body ?? "" },
+      { messageId: message?.MessageId ?? "follow-up", body: message?.Body ?? "", origin: "follow-ups" },
     ]);
     expect(second.failedMessageIds).toEqual([]);
     expect(second.refreshes).toEqual([

@@ -8,7 +8,7 @@
 //      Control: Kamailio keeps the row on a 410.
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ConnectionClosed, KamailioEvent, NotifyFailed } from "../../../lambdas/core/contract.ts";
+import type { ConnectionClosed, NotifyFailed } from "../../../lambdas/core/contract.ts";
 import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
@@ -17,6 +17,7 @@ import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import type { EventReceiver } from "../../helpers/receiver.ts";
 import type { Subscription } from "../../helpers/sip-ws-client.ts";
+import { waitUntil } from "../../helpers/wait.ts";
 import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
 
 const MATRIX: { engine: Engine; style: "nated" | "alias"; listenIp: string }[] = [
@@ -125,7 +126,7 @@ describe.each(MATRIX)(
       },
     );
 
-    it("notify.failed deletes exactly its dialog; the key in another letter case leaves it alone", async () => {
+    it("notify.failed deletes exactly its dialog (its peer gone, its version unchanged); the key in another letter case leaves it alone", async () => {
       const presentity = "sip:nf@example.com";
       const publisher = await bed.connect("nf");
       expect(await publisher.publish(presentity)).toBe(200);
@@ -133,13 +134,44 @@ describe.each(MATRIX)(
       const keep = await bed.watch("keep", presentity);
       gone.c.answerNotifiesWith(410);
       expect(await publisher.publish(presentity)).toBe(200);
-      const failed = (await rx.waitFor(
-        (e: KamailioEvent) => e.type === "notify.failed" && e.dialog.callId === gone.sub.callId,
-      )) as NotifyFailed;
+      const failures = () =>
+        rx.events.filter(
+          (e): e is NotifyFailed => e.type === "notify.failed" && e.dialog.callId === gone.sub.callId,
+        );
+      // the newest failure carries the row's version (presence may send more than one NOTIFY)
+      const versionOf = async () =>
+        (
+          await db.query<{ version: number }>(`SELECT version FROM active_watchers WHERE callid = ${ph(1)}`, [
+            gone.sub.callId,
+          ])
+        )[0]?.version;
+      await waitUntil(
+        async () =>
+          failures().length > 0 &&
+          Math.max(...failures().map((f) => f.version ?? -1)) === (await versionOf()),
+        {
+          what: "the newest failure's version to be the row's",
+        },
+      );
+      const failed = failures().reduce((a, b) => ((b.version ?? -1) > (a.version ?? -1) ? b : a));
       expect(failed.code).toBe(410);
       expect(await rowsOf(gone.sub)).toHaveLength(1); // control: Kamailio keeps the row on a 410 (it deletes on 404, 481, 408 itself)
 
       const w = worker();
+      // its peer is still connected: a dialog-key match never deletes a connected watcher's row
+      const kept = await w.run([{ messageId: "nf-live", body: envelopeOf(failed) }]);
+      expect(kept.guardKeeps).toBe(1);
+      expect(await rowsOf(gone.sub)).toHaveLength(1);
+
+      gone.c.close();
+      await waitUntil(
+        async () => {
+          const list =
+            ((await node.rpc("core.tcp_list")).body as { result?: { src_port: number }[] }).result ?? [];
+          return !list.some((e) => e.src_port === gone.c.localPort);
+        },
+        { what: "the 410 watcher's connection to close" },
+      );
       const upper = { ...failed, dialog: { ...failed.dialog, callId: failed.dialog.callId.toUpperCase() } };
       expect(upper.dialog.callId).not.toBe(failed.dialog.callId);
       const first = await w.run([{ messageId: "nf-upper", body: envelopeOf(upper) }]);

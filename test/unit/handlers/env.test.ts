@@ -62,7 +62,7 @@ describe("function environments", () => {
     [{ KWC_RECONCILE_CONCURRENCY: "0" }, /KWC_RECONCILE_CONCURRENCY must be 1 or more/],
     [{ KWC_RECONCILE_DRY_RUN: "true" }, /KWC_RECONCILE_DRY_RUN must be 0 or 1/],
     [{ KWC_FOLLOW_UP_DELAY_SECONDS: "901" }, /KWC_FOLLOW_UP_DELAY_SECONDS must be 900 or less/],
-    [{ KWC_EVENTS_QUEUE_URL: "queue" }, /KWC_EVENTS_QUEUE_URL must be a URL/],
+    [{ KWC_FOLLOW_UP_QUEUE_URL: "queue" }, /KWC_FOLLOW_UP_QUEUE_URL must be a URL/],
     [{ KWC_FLEET_CONFIG: "/etc/fleet.json" }, /KWC_FLEET_CONFIG must start with file: or ssm-path:/],
     [{ LOG_LEVEL: "loud" }, /LOG_LEVEL must be a log level/],
   ])("refuses %o naming the variable", (bad, message) => {

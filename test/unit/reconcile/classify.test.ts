@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
+import { liveSetOf } from "../../../lambdas/core/kernel/liveness.ts";
 import {
   classifyRow,
   contactPeer,
   foreignSocketCheck,
   kamailioPurgesExpired,
-  livePeerSet,
   modeRefusals,
-  type ReconcileNodeConfig,
   sharedTableRefusals,
   type WatcherRow,
 } from "../../../lambdas/core/reconcile.ts";
+import { nodeConfig } from "../../helpers/fakes.ts";
 
 const row = (contact: string, expires = 2_000_000_000): WatcherRow => ({
   id: 1,
@@ -22,6 +22,7 @@ const row = (contact: string, expires = 2_000_000_000): WatcherRow => ({
   event: "presence",
   contact,
   expires,
+  version: 1,
   socketInfo: "tcp:127.0.0.1:8080",
 });
 
@@ -56,10 +57,20 @@ describe("contactPeer", () => {
 });
 
 describe("classifyRow", () => {
-  const live = livePeerSet([
-    { ip: "127.0.0.1", port: 5491 },
-    { ip: "2001:db8:0:0::1", port: 7000 },
-  ]);
+  const live = liveSetOf(
+    [
+      { ip: "127.0.0.1", port: 5491 },
+      { ip: "2001:db8:0:0::1", port: 7000 },
+    ].map((p, i) => ({
+      id: i,
+      type: "WS",
+      state: "CONN_OK",
+      srcIp: p.ip,
+      srcPort: p.port,
+      dstIp: "",
+      dstPort: 0,
+    })),
+  );
   const ctx = {
     livePeers: live,
     now: 1_800_000_000,
@@ -119,15 +130,8 @@ describe("versions and refusals", () => {
     expect(mode).toMatch(/subs_db_mode=2.*shared memory.*subs_db_mode", 3/);
   });
 
-  const node = (id: string, table: string, socket: string): ReconcileNodeConfig => ({
-    id,
-    socketInfo: [socket],
-    watchersTable: table,
-    contactStyle: "nated",
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
-  });
+  const node = (id: string, table: string, socket: string) =>
+    nodeConfig(id, { socketInfo: [socket], watchersTable: table });
 
   it("refuses nodes configured on one shared table, and says how to move", () => {
     const fleet = [

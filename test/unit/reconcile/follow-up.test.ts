@@ -5,20 +5,12 @@ import { describe, expect, it } from "vitest";
 import { RpcFaultError, RpcTransportError } from "../../../lambdas/core/classify.ts";
 import { CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
 import type { RefreshRequested } from "../../../lambdas/core/contract.ts";
-import type { FollowUpSink } from "../../../lambdas/core/ports.ts";
-import type { ReconcileNodeConfig, WatcherRow } from "../../../lambdas/core/reconcile.ts";
-import { type NodeProbe, type ReconcileStore, runCleanup } from "../../../lambdas/core/reconcile-sweep.ts";
+import type { FollowUpSink, SweepStore, WatcherRow } from "../../../lambdas/core/ports.ts";
+import { runCleanup } from "../../../lambdas/core/reconcile-sweep.ts";
+import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW_MS = 1_800_000_000_000;
-const A: ReconcileNodeConfig = {
-  id: "a",
-  socketInfo: ["tcp:10.0.0.1:8080"],
-  watchersTable: "aw_a",
-  contactStyle: "nated",
-  kamailioVersion: "5.6.3",
-  subsDbMode: 3,
-  notifierProcesses: 0,
-};
+const A = nodeConfig("a", { socketInfo: ["tcp:10.0.0.1:8080"], watchersTable: "aw_a" });
 
 function row(id: number, port: number, presentityUri: string): WatcherRow {
   return {
@@ -32,6 +24,7 @@ function row(id: number, port: number, presentityUri: string): WatcherRow {
     event: "presence",
     contact: `sip:u${id}@10.9.9.9:${port};transport=ws`,
     expires: NOW_MS / 1000 + 600,
+    version: 1,
     socketInfo: "tcp:10.0.0.1:8080",
   };
 }
@@ -43,34 +36,38 @@ function sweepWith(refreshFaults: Record<string, unknown>, followUps?: FollowUpS
     row(3, 5003, "sip:dan@x"),
     row(4, 6000, "sip:bob@x"),
   ];
-  const store: ReconcileStore = {
+  const store: SweepStore = {
     socketsInTable: async () => ["tcp:10.0.0.1:8080"],
     readPage: async () => ({ rows, done: true }),
     deleteRows: async (_t, doomed) => {
       const ids = new Set(doomed.map((d) => d.id));
-      const before = rows.length;
+      const gone = rows.filter((r) => ids.has(r.id));
       rows = rows.filter((r) => !ids.has(r.id));
-      return before - rows.length;
+      return gone.map((r) => ({
+        id: r.id,
+        watcherUsername: r.watcherUsername,
+        watcherDomain: r.watcherDomain,
+      }));
     },
   };
-  const probe: NodeProbe = {
-    status: async (n) => ({
-      bootId: "1800000000-abcd",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-      watchersTable: n.watchersTable,
-    }),
-    connections: async () => [{ ip: "10.9.9.9", port: 6000, type: "WS" }],
-    refresh: async (_n, presentity) => {
-      const fault = refreshFaults[presentity];
-      if (fault instanceof RpcFaultError) return { ok: false, message: fault.message };
-      if (fault) throw fault;
-      return { ok: true };
-    },
-  };
+  const kamailio = new FakeKamailio();
+  kamailio.statusOf.set("a", {
+    boot: "1800000000-abcd",
+    version: "5.6.3",
+    subsDbMode: 3,
+    notifierProcesses: 0,
+  });
+  kamailio.live.set("a", [{ ip: "10.9.9.9", port: 6000 }]);
+  kamailio.refreshFaultFor = (presentity) => refreshFaults[presentity];
   return runCleanup(
-    { store, probe, engine: "postgres", fleet: [A], now: () => NOW_MS, ...(followUps ? { followUps } : {}) },
+    {
+      store,
+      kamailio,
+      engine: "postgres",
+      fleet: [A],
+      now: () => NOW_MS,
+      ...(followUps ? { followUps } : {}),
+    },
     CleanupRequestSchema.parse({ scope: "reconcile" }),
   );
 }

@@ -4,20 +4,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
+import type { SweepStore } from "../../../lambdas/core/ports.ts";
 import {
   type ClassifyContext,
   type ContactStyle,
   classifyRow,
   peerKey,
-  type ReconcileNodeConfig,
   type WatcherRow,
 } from "../../../lambdas/core/reconcile.ts";
-import {
-  classifyKept,
-  type NodeProbe,
-  type ReconcileStore,
-  runCleanup,
-} from "../../../lambdas/core/reconcile-sweep.ts";
+import { classifyKept, runCleanup } from "../../../lambdas/core/reconcile-sweep.ts";
+import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;
 const SOCKET = "tcp:10.0.0.1:8080";
@@ -52,34 +48,24 @@ const rowsArb = fc.array(
 );
 
 function setup(rows: WatcherRow[], livePorts: number[], style: ContactStyle) {
-  const node: ReconcileNodeConfig = {
-    id: "a",
-    socketInfo: [SOCKET],
-    watchersTable: "aw_a",
-    contactStyle: style,
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
-  };
-  const store: ReconcileStore = {
+  const node = nodeConfig("a", { socketInfo: [SOCKET], watchersTable: "aw_a", contactStyle: style });
+  const store: SweepStore = {
     socketsInTable: async () => [SOCKET],
     // Pages of 7: rows of one peer and one presentity spread over several pages.
     readPage: async (_t, _f, after) => {
       const next = rows.filter((r) => r.id > after);
       return { rows: next.slice(0, 7), done: next.length <= 7 };
     },
-    deleteRows: async () => 0,
+    deleteRows: async () => [],
   };
   const live = livePorts.flatMap((port) => [
     { ip: "10.9.9.9", port },
     { ip: "2001:db8::1", port },
   ]);
-  const probe: NodeProbe = {
-    status: async () => ({ bootId: "b", kamailioVersion: "5.6.3", subsDbMode: 3, notifierProcesses: 0 }),
-    connections: async () => live,
-    refresh: async () => ({ ok: true }),
-  };
-  return { node, store, probe, live };
+  const kamailio = new FakeKamailio();
+  kamailio.statusOf.set("a", { boot: "1-abcd", version: "5.6.3", subsDbMode: 3, notifierProcesses: 0 });
+  kamailio.live.set("a", live);
+  return { node, store, kamailio, live };
 }
 
 describe("the sweep's lean rows", () => {
@@ -102,10 +88,11 @@ describe("the sweep's lean rows", () => {
             watcherDomain: "x",
             socketInfo: SOCKET,
             expires: NOW + s.expiresIn,
+            version: 1,
           }));
-          const { node, store, probe, live } = setup(rows, livePorts, style);
+          const { node, store, kamailio, live } = setup(rows, livePorts, style);
           const report = await runCleanup(
-            { store, probe, engine: "postgres", fleet: [node], now: () => NOW * 1000 },
+            { store, kamailio, engine: "postgres", fleet: [node], now: () => NOW * 1000 },
             CleanupRequestSchema.parse({ scope: "reconcile", dryRun: true, list: "all" }),
           );
           const ctx: ClassifyContext = {

@@ -59,7 +59,7 @@ describe("reconcile statements", () => {
       filter,
     );
     expect(s.sql).toBe(
-      'DELETE FROM "aw_a" WHERE id IN (:p0, :p1) AND (id, expires) IN ((:p2, :p3), (:p4, :p5)) AND socket_info IN (:p6)',
+      'DELETE FROM "aw_a" WHERE id IN (:p0, :p1) AND (id, expires) IN ((:p2, :p3), (:p4, :p5)) AND socket_info IN (:p6) RETURNING id, watcher_username, watcher_domain',
     );
     expect(s.params).toEqual({ p0: 1, p1: 2, p2: 1, p3: 10, p4: 2, p5: 20, p6: "tcp:10.0.0.1:8080" });
     expect(() => deleteStatement(postgresDialect, "aw; drop", [{ id: 1, expires: 1 }], filter)).toThrow(

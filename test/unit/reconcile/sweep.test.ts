@@ -1,25 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import type { ReconcileNodeConfig, TcpConnection, WatcherRow } from "../../../lambdas/core/reconcile.ts";
-import {
-  type NodeProbe,
-  type NodeStatus,
-  type ReconcileStore,
-  type RowFilter,
-  runCleanup,
-  type SweepDeps,
-} from "../../../lambdas/core/reconcile-sweep.ts";
+import type { NodeStatus, RowFilter, SweepStore, WatcherRow } from "../../../lambdas/core/ports.ts";
+import { runCleanup, type SweepDeps } from "../../../lambdas/core/reconcile-sweep.ts";
+import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;
-const node = (id: string, socket: string): ReconcileNodeConfig => ({
-  id,
-  socketInfo: [socket],
-  watchersTable: `aw_${id}`,
-  contactStyle: "nated",
-  kamailioVersion: "5.6.3",
-  subsDbMode: 3,
-  notifierProcesses: 0,
-});
+const node = (id: string, socket: string) =>
+  nodeConfig(id, { socketInfo: [socket], watchersTable: `aw_${id}` });
 const A = node("a", "tcp:10.0.0.1:8080");
 
 let nextId = 1;
@@ -36,24 +24,26 @@ function row(port: number, over: Partial<WatcherRow> = {}): WatcherRow {
     event: "presence",
     contact: `sip:u${id}@10.9.9.9:${port};transport=ws`,
     expires: NOW + 600,
+    version: 1,
     socketInfo: A.socketInfo[0] ?? "",
     ...over,
   };
 }
 
-/** In-memory store + probe that record the order of calls. */
+/** In-memory store + the shared Kamailio fake, recording the order of calls in one journal. */
 function fakes(
   tables: Record<string, WatcherRow[]>,
   peers: number[],
   status: Partial<NodeStatus> = {},
   pageSize = 100,
 ) {
-  const calls: string[] = [];
+  const kamailio = new FakeKamailio();
+  const calls = kamailio.journal;
   const matches = (r: WatcherRow, f: RowFilter) =>
     f.socketInfo.includes(r.socketInfo) &&
     (f.presentity === undefined || r.presentityUri === f.presentity) &&
     (f.expiresBefore === undefined || r.expires < f.expiresBefore);
-  const store: ReconcileStore = {
+  const store: SweepStore = {
     async socketsInTable(t) {
       return [...new Set((tables[t] ?? []).map((r) => r.socketInfo))];
     },
@@ -66,32 +56,28 @@ function fakes(
       calls.push("delete");
       const before = tables[t] ?? [];
       const kill = new Map(rows.map((r) => [r.id, r.expires]));
-      tables[t] = before.filter((r) => !(kill.get(r.id) === r.expires && matches(r, f)));
-      return before.length - (tables[t]?.length ?? 0);
+      const gone = (r: WatcherRow) => kill.get(r.id) === r.expires && matches(r, f);
+      tables[t] = before.filter((r) => !gone(r));
+      return before
+        .filter(gone)
+        .map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
     },
   };
-  const probe: NodeProbe = {
-    async status(n) {
-      calls.push("status");
-      return {
-        bootId: "1800000000-abcd",
-        kamailioVersion: n.kamailioVersion,
-        subsDbMode: 3,
-        notifierProcesses: 0,
-        watchersTable: n.watchersTable,
-        ...status,
-      };
-    },
-    async connections(): Promise<TcpConnection[]> {
-      calls.push("tcp_list");
-      return peers.map((port) => ({ ip: "10.9.9.9", port, type: "WS" }));
-    },
-    async refresh(_n, presentity, event) {
-      calls.push(`refresh ${presentity} ${event}`);
-      return { ok: true };
-    },
-  };
-  return { store, probe, calls };
+  for (const id of ["a", "b"]) {
+    kamailio.statusOf.set(id, {
+      boot: "1800000000-abcd",
+      version: "5.6.3",
+      subsDbMode: 3,
+      notifierProcesses: 0,
+      watchersTable: `aw_${id}`,
+      ...status,
+    });
+    kamailio.live.set(
+      id,
+      peers.map((port) => ({ ip: "10.9.9.9", port })),
+    );
+  }
+  return { store, kamailio, calls };
 }
 
 const req = (r: CleanupRequestInput) => CleanupRequestSchema.parse(r);
@@ -101,8 +87,8 @@ describe("runCleanup", () => {
     const live = row(1000);
     const dead = [row(2000), row(2001, { presentityUri: "sip:carol@x" }), row(2002)];
     const tables = { aw_a: [live, ...dead] };
-    const { store, probe, calls } = fakes(tables, [1000], {}, 2);
-    const deps: SweepDeps = { store, probe, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
+    const { store, kamailio, calls } = fakes(tables, [1000], {}, 2);
+    const deps: SweepDeps = { store, kamailio, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
     const report = await runCleanup(deps, req({ scope: "reconcile" }));
     expect(calls.slice(0, 5)).toEqual(["status", "rows", "rows", "tcp_list", "status"]);
     expect(report.nodes[0]?.pages).toBe(2);
@@ -117,12 +103,39 @@ describe("runCleanup", () => {
     expect(report.nodes[0]?.bootId).toBe("1800000000-abcd");
   });
 
+  it("audits and counts every row it deletes; rows naming no WS peer are kept, counted and warned about", async () => {
+    const dead = row(2000);
+    const noPeer = row(2001, { contact: "sip:u@df7jal23ls0d.invalid;transport=ws" });
+    const udp = row(2002, { contact: "sip:u@10.9.9.9:2002" }); // the dead peer's address, no WS
+    const tables = { aw_a: [dead, noPeer, udp] };
+    const { store, kamailio } = fakes(tables, []);
+    const tel = memoryTelemetry();
+    const deps: SweepDeps = {
+      store,
+      kamailio,
+      engine: "postgres",
+      fleet: [A],
+      now: () => NOW * 1000,
+      telemetry: tel.telemetry,
+      deletedBy: "kwc",
+    };
+    const report = await runCleanup(deps, req({ scope: "reconcile" }));
+    expect(tables.aw_a.map((r) => r.id)).toEqual([noPeer.id, udp.id]);
+    expect(tel.audits).toMatchObject([
+      { rowId: dead.id, reason: "conn-closed", deletedBy: "kwc", watcher: "sip:w@x", peer: "10.9.9.9:2000" },
+    ]);
+    expect(tel.counts).toMatchObject({ RowsDeleted: 1, GuardKeepsNoPeer: 2, RefreshOk: 1 });
+    expect(report.nodes[0]?.warnings.join("\n")).toMatch(
+      /2 rows name no WebSocket peer.*msg_apply_changes\(\)/,
+    );
+  });
+
   it("dry run deletes nothing and lists each stale row with its reason", async () => {
     const rows = [row(1000), row(3000), row(3001, { expires: NOW - 3600 })];
     const tables = { aw_a: [...rows] };
-    const { store, probe, calls } = fakes(tables, [1000]);
+    const { store, kamailio, calls } = fakes(tables, [1000]);
     const report = await runCleanup(
-      { store, probe, engine: "mysql", fleet: [A], now: () => NOW * 1000 },
+      { store, kamailio, engine: "mysql", fleet: [A], now: () => NOW * 1000 },
       req({ scope: "reconcile", dryRun: true }),
     );
     expect(tables.aw_a).toHaveLength(3);
@@ -136,10 +149,10 @@ describe("runCleanup", () => {
   it("a row rewritten between read and delete (new expires) survives", async () => {
     const r = row(4000);
     const tables = { aw_a: [r] };
-    const { store, probe } = fakes(tables, []);
+    const { store, kamailio } = fakes(tables, []);
     const deps: SweepDeps = {
       store,
-      probe,
+      kamailio,
       engine: "postgres",
       fleet: [A],
       now: () => NOW * 1000,
@@ -159,9 +172,9 @@ describe("runCleanup", () => {
   it("refuses unsafe modes and foreign rows, and stops at the deadline", async () => {
     const B = node("b", "tcp:10.0.0.2:8080");
     const tables = { aw_a: [row(1), row(2, { socketInfo: "tcp:10.0.0.2:8080" })], aw_b: [] };
-    const { store, probe } = fakes(tables, []);
+    const { store, kamailio } = fakes(tables, []);
     const mixed = await runCleanup(
-      { store, probe, engine: "postgres", fleet: [A, B] },
+      { store, kamailio, engine: "postgres", fleet: [A, B] },
       req({ scope: "reconcile" }),
     );
     expect(mixed.nodes.map((n) => n.outcome)).toEqual(["refused", "done"]);
@@ -174,13 +187,13 @@ describe("runCleanup", () => {
     expect(r2.nodes[0]?.message).toMatch(/subs_db_mode=2/);
 
     const late = await runCleanup(
-      { store, probe, engine: "postgres", fleet: [A, B] },
+      { store, kamailio, engine: "postgres", fleet: [A, B] },
       req({ scope: "reconcile" }),
       { deadline: Date.now() - 1 },
     );
     expect(late.totals.nodesNotReached).toBe(2);
     await expect(
-      runCleanup({ store, probe, engine: "postgres", fleet: [A] }, req({ scope: "node", node: "zz" })),
+      runCleanup({ store, kamailio, engine: "postgres", fleet: [A] }, req({ scope: "node", node: "zz" })),
     ).rejects.toThrow(/unknown node "zz"/);
   });
 
@@ -192,8 +205,8 @@ describe("runCleanup", () => {
       row(5002),
     ];
     const tables = { aw_a: [...rows] };
-    const { store, probe } = fakes(tables, [1000]);
-    const deps: SweepDeps = { store, probe, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
+    const { store, kamailio } = fakes(tables, [1000]);
+    const deps: SweepDeps = { store, kamailio, engine: "postgres", fleet: [A], now: () => NOW * 1000 };
     const one = await runCleanup(deps, req({ scope: "presentity", presentity: "sip:p@x", limit: 1 }));
     expect(one.totals.deleted).toBe(1);
     expect(one.nodes[0]?.truncated).toBe(true);

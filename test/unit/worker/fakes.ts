@@ -1,25 +1,25 @@
 // Test doubles for the worker core: an in-memory watchers store that evaluates the same LIKE
-// shapes the SQL uses (so the SQL pre-selection semantics are exercised), a scripted Kamailio and
-// a recording DLQ.
+// shapes the SQL uses (so the SQL pre-selection semantics are exercised) and a recording DLQ; the
+// scripted Kamailio and the node/fleet builders are test/helpers/fakes.ts (shared with the sweep).
 import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
 import type { DialogKey } from "../../../lambdas/core/contract.ts";
-import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
+import type { NodeConfig } from "../../../lambdas/core/fleet.ts";
 import { contactLikeShapes } from "../../../lambdas/core/peer.ts";
 import type {
   DeadLetterSink,
   DlqItem,
   FollowUpSink,
-  KamailioClient,
   NodeScope,
-  NodeStatus,
   PresentityKey,
-  TcpConnection,
   WatcherCriteria,
   WatcherRow,
   WatcherStore,
 } from "../../../lambdas/core/ports.ts";
 import { LIKE_ESCAPE, likePattern } from "../../../lambdas/core/sql.ts";
 import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
+import { BOOT, FakeKamailio, fleetOf, nodeConfig } from "../../helpers/fakes.ts";
+
+export { BOOT, FakeKamailio, fleetOf, nodeConfig };
 
 /** SQL LIKE with `ESCAPE '!'`, case-sensitive (the store compares LOWER(contact)). */
 export function sqlLike(value: string, pattern: string): boolean {
@@ -44,7 +44,13 @@ export function matchesCriteria(row: WatcherRow, scope: NodeScope, criteria: Wat
       if (sqlLike(contact, likePattern(shape.parts))) return true;
   }
   for (const d of criteria.dialogs)
-    if (row.callId === d.callId && row.toTag === d.toTag && row.fromTag === d.fromTag) return true;
+    if (
+      row.callId === d.callId &&
+      row.toTag === d.toTag &&
+      row.fromTag === d.fromTag &&
+      (d.version === undefined || row.version === d.version)
+    )
+      return true;
   const c = criteria.contacts;
   if (c && row.presentityUri === c.presentityUri && row.event === c.event && c.contacts.includes(row.contact))
     return true;
@@ -66,6 +72,7 @@ export function watcherRow(
     watcherUsername: `user${id}`,
     watcherDomain: "example.com",
     expires: 2_000_000_000,
+    version: 1,
     ...partial,
   };
 }
@@ -132,40 +139,6 @@ export class MemoryStore implements WatcherStore {
   }
 }
 
-export class FakeKamailio implements KamailioClient {
-  live = new Map<string, { ip: string; port: number }[]>();
-  refreshCalls: { node: string; presentityUri: string; event: string }[] = [];
-  tcpListCalls: string[] = [];
-  /** Queued outcomes per method; an Error is thrown, undefined succeeds. */
-  refreshFailures: unknown[] = [];
-  tcpListFailures: unknown[] = [];
-  statusOf = new Map<string, NodeStatus | Error>();
-  async tcpList(node: NodeConfig): Promise<TcpConnection[]> {
-    this.tcpListCalls.push(node.id);
-    const f = this.tcpListFailures.shift();
-    if (f) throw f;
-    return (this.live.get(node.id) ?? []).map((p, i) => ({
-      id: i + 1,
-      type: "WS",
-      state: "CONN_OK",
-      srcIp: p.ip,
-      srcPort: p.port,
-      dstIp: "127.0.0.1",
-      dstPort: 5080,
-    }));
-  }
-  async refreshWatchers(node: NodeConfig, presentityUri: string, event: string): Promise<void> {
-    this.refreshCalls.push({ node: node.id, presentityUri, event });
-    const f = this.refreshFailures.shift();
-    if (f) throw f;
-  }
-  async status(node: NodeConfig): Promise<NodeStatus> {
-    const s = this.statusOf.get(node.id);
-    if (s instanceof Error) throw s;
-    return s ?? {};
-  }
-}
-
 export class RecordingDlq implements DeadLetterSink {
   items: DlqItem[] = [];
   failures: unknown[] = [];
@@ -176,40 +149,7 @@ export class RecordingDlq implements DeadLetterSink {
   }
 }
 
-export function nodeConfig(id: string, overrides: Partial<NodeConfig> = {}): NodeConfig {
-  const n = Number(id.replace(/\D/g, "") || 1);
-  return {
-    id,
-    rpcUrl: `http://127.0.0.${n + 1}:5081/RPC`,
-    statusUrl: `http://127.0.0.${n + 1}:5081/kwc/status`,
-    tokenSecret: "env:KWC_TOKEN",
-    socketInfo: [`tcp:127.0.0.${n + 1}:5080`],
-    watchersTable: `aw_${id.replace(/[^A-Za-z0-9]/g, "_")}`,
-    contactStyle: "nated",
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
-    ...overrides,
-  };
-}
-
-export function fleetOf(nodes: NodeConfig[], overrides: Partial<FleetConfig> = {}): FleetConfig {
-  return {
-    version: 1,
-    database: {
-      engine: "postgres",
-      resourceArn: "arn:aws:rds:eu-west-1:1:cluster:c",
-      secretArn: "arn:s",
-      name: "kamailio",
-    },
-    notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-    nodes,
-    ...overrides,
-  };
-}
-
 export const AT = 1_795_621_085;
-export const BOOT = "1795621085-9f3a61c2";
 
 export function closed(node: string, ip: string, port: number) {
   return {
@@ -232,6 +172,7 @@ export function notifyFailed(node: string, dialog: DialogKey, code = 404) {
     event: "presence",
     code,
     contact: "sip:x@1.2.3.4:5;transport=ws",
+    version: 1,
     at: AT,
   };
 }
@@ -244,6 +185,7 @@ export function envelope(...events: unknown[]): string {
 
 /** A worker over in-memory fakes, as every worker unit test builds it. */
 export function workerBed(opts: { nodes?: NodeConfig[]; followUps?: FollowUpSink; now?: () => number } = {}) {
+  // The events' `at` (AT) is fresh at this clock unless a test moves it.
   const fleet = fleetOf(opts.nodes ?? [nodeConfig("node-1"), nodeConfig("node-2")]);
   const store = new MemoryStore();
   const kamailio = new FakeKamailio();
@@ -255,7 +197,7 @@ export function workerBed(opts: { nodes?: NodeConfig[]; followUps?: FollowUpSink
     kamailio,
     dlq,
     telemetry: tel.telemetry,
-    ...(opts.now ? { now: opts.now } : {}),
+    now: opts.now ?? (() => AT * 1000 + 5_000),
     ...(opts.followUps ? { followUps: opts.followUps } : {}),
   };
   return { fleet, store, kamailio, dlq, tel, deps, run: createWorker(deps) };

@@ -4,6 +4,7 @@
 // batch; refresh.requested itself is handled like a fan-out target (transient → retry,
 // permanent → logged and acknowledged, refresh 500 → reconcile once), duplicates coalesced.
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSRecord } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { describe, expect, it } from "vitest";
 import { SqsFollowUpSink } from "../../../lambdas/adapters/sqs-follow-up.ts";
@@ -12,6 +13,7 @@ import type { RefreshRequested } from "../../../lambdas/core/contract.ts";
 import { FOLLOW_UPS_PER_ENVELOPE, followUpBodies } from "../../../lambdas/core/follow-up.ts";
 import { parseMessage } from "../../../lambdas/core/parse.ts";
 import type { FollowUpSink } from "../../../lambdas/core/ports.ts";
+import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
 import { AT, closed, envelope, nodeConfig, watcherRow, workerBed } from "./fakes.ts";
 
 class RecordingFollowUps implements FollowUpSink {
@@ -26,7 +28,7 @@ class RecordingFollowUps implements FollowUpSink {
 
 const n1 = nodeConfig("node-1");
 const si1 = n1.socketInfo[0] as string;
-const NOW = 1_795_700_000_000;
+const NOW = (AT + 60) * 1000;
 
 function setup(withFollowUps = true) {
   const followUps = new RecordingFollowUps();
@@ -147,12 +149,44 @@ describe("refresh after deletions hits a transient fault", () => {
 });
 
 describe("refresh.requested", () => {
+  it("is accepted only from the follow-up queue: from the events queue it is rejected to the DLQ", async () => {
+    const t = setup();
+    const r = await t.run([{ messageId: "m1", body: envelope(requested("sip:x@e.com")) }]);
+    expect(r.refreshes).toEqual([]);
+    expect(t.kamailio.refreshCalls).toEqual([]);
+    expect(t.dlq.items).toMatchObject([
+      {
+        sourceMessageId: "m1",
+        eventIndex: 0,
+        reason: expect.stringMatching(/only from its follow-up queue/),
+      },
+    ]);
+    await t.run([{ messageId: "m2", origin: "follow-ups", body: envelope(requested("sip:x@e.com")) }]);
+    expect(t.kamailio.refreshCalls).toHaveLength(1); // control
+  });
+
+  it("the handler tells the follow-up queue's records by their eventSourceARN", async () => {
+    const t = setup();
+    const handler = createWorkerHandler({ ...t.deps, followUpQueueArn: "arn:aws:sqs:r:1:follow-ups" });
+    const record = (messageId: string, eventSourceARN: string) =>
+      ({ messageId, eventSourceARN, body: envelope(requested("sip:x@e.com")) }) as SQSRecord;
+    await handler({
+      Records: [record("m1", "arn:aws:sqs:r:1:events"), record("m2", "arn:aws:sqs:r:1:follow-ups")],
+    });
+    expect(t.dlq.items.map((i) => i.sourceMessageId)).toEqual(["m1"]);
+    expect(t.kamailio.refreshCalls).toHaveLength(1);
+  });
+
   it("refreshes that presentity on that node once, coalescing duplicates, and acknowledges", async () => {
     const t = setup();
     const r = await t.run([
-      { messageId: "m1", body: envelope(requested("sip:x@e.com"), requested("sip:x@e.com")) },
-      { messageId: "m2", body: envelope(requested("sip:x@e.com")) },
-      { messageId: "m3", body: envelope(requested("sip:x@e.com", "node-2")) },
+      {
+        messageId: "m1",
+        origin: "follow-ups",
+        body: envelope(requested("sip:x@e.com"), requested("sip:x@e.com")),
+      },
+      { messageId: "m2", origin: "follow-ups", body: envelope(requested("sip:x@e.com")) },
+      { messageId: "m3", origin: "follow-ups", body: envelope(requested("sip:x@e.com", "node-2")) },
     ]);
     expect(r.failedMessageIds).toEqual([]);
     expect(t.kamailio.refreshCalls).toEqual([
@@ -167,9 +201,9 @@ describe("refresh.requested", () => {
     const t = setup();
     t.kamailio.refreshFailures.push(unreachable());
     const r = await t.run([
-      { messageId: "m1", body: envelope(requested("sip:x@e.com")) },
-      { messageId: "m2", body: envelope(requested("sip:x@e.com")) },
-      { messageId: "m3", body: envelope(requested("sip:y@e.com")) },
+      { messageId: "m1", origin: "follow-ups", body: envelope(requested("sip:x@e.com")) },
+      { messageId: "m2", origin: "follow-ups", body: envelope(requested("sip:x@e.com")) },
+      { messageId: "m3", origin: "follow-ups", body: envelope(requested("sip:y@e.com")) },
     ]);
     expect(r.failedMessageIds).toEqual(["m1", "m2"]);
     expect(t.kamailio.refreshCalls).toHaveLength(2);
@@ -181,7 +215,9 @@ describe("refresh.requested", () => {
     t.kamailio.refreshFailures.push(
       new RpcFaultError("presence.refreshWatchers", -32601, "Method Not Found", 500),
     );
-    const r = await t.run([{ messageId: "m1", body: envelope(requested("sip:x@e.com")) }]);
+    const r = await t.run([
+      { messageId: "m1", origin: "follow-ups", body: envelope(requested("sip:x@e.com")) },
+    ]);
     expect(r.failedMessageIds).toEqual([]);
     expect(r.refreshes.map((x) => x.outcome)).toEqual(["failed"]);
     expect(t.tel.counts.RefreshFailed).toBe(1);
@@ -205,7 +241,9 @@ describe("refresh.requested", () => {
     t.kamailio.refreshFailures.push(
       new RpcFaultError("presence.refreshWatchers", 500, "Execution failed", 500),
     );
-    const r = await t.run([{ messageId: "m1", body: envelope(requested("sip:x@e.com")) }]);
+    const r = await t.run([
+      { messageId: "m1", origin: "follow-ups", body: envelope(requested("sip:x@e.com")) },
+    ]);
     expect(r.failedMessageIds).toEqual([]);
     expect(r.refreshes.map((x) => x.outcome)).toEqual(["ok"]);
     expect(t.store.rows(n1.watchersTable).map((x) => x.id)).toEqual([alive.id]);
@@ -214,7 +252,9 @@ describe("refresh.requested", () => {
 
   it("an unknown node goes to the DLQ with that reason", async () => {
     const t = setup();
-    const r = await t.run([{ messageId: "m1", body: envelope(requested("sip:x@e.com", "ghost")) }]);
+    const r = await t.run([
+      { messageId: "m1", origin: "follow-ups", body: envelope(requested("sip:x@e.com", "ghost")) },
+    ]);
     expect(r.failedMessageIds).toEqual([]);
     expect(t.dlq.items.map((i) => i.reason)).toEqual([
       'node "ghost" is not in the fleet config (redrive once it is added)',

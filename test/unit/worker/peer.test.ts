@@ -8,6 +8,7 @@ import {
   canonicalIp,
   contactLikeShapes,
   contactMatchesPeer,
+  contactPeer,
   expandIpv6,
   natedPeerOf,
   type Peer,
@@ -233,6 +234,7 @@ describe("worker property: exactly the node's dead rows are deleted", () => {
           kamailio,
           dlq: new RecordingDlq(),
           telemetry: memoryTelemetry().telemetry,
+          now: () => 1_795_621_090_000,
         });
         const r = await run([{ messageId: "m", body: envelope(...events) }]);
         expect(r.failedMessageIds).toEqual([]);
@@ -240,7 +242,9 @@ describe("worker property: exactly the node's dead rows are deleted", () => {
           [...store.rows(n1.watchersTable), ...store.rows(n2.watchersTable)].map((x) => x.id),
         );
         entries.forEach((e, i) => {
-          const shouldGo = e.eventSent && !e.live && !e.otherNode;
+          // A peer match deletes only rows whose contact names that peer as a WS/WSS peer.
+          const namesWsPeer = contactPeer(e.contact, s) !== undefined;
+          const shouldGo = e.eventSent && !e.live && !e.otherNode && namesWsPeer;
           expect(remaining.has(rows[i]?.id as number)).toBe(!shouldGo);
         });
       }),

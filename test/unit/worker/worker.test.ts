@@ -15,6 +15,7 @@ import { planBatch } from "../../../lambdas/core/plan.ts";
 import { createWorker } from "../../../lambdas/core/worker.ts";
 import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
 import {
+  BOOT,
   changed,
   closed,
   envelope,
@@ -70,17 +71,19 @@ describe("worker", () => {
     const rows = t.store.rows(n1.watchersTable);
     const dead = watcherRow({ contact: "sip:a@1.2.3.4:5491;transport=ws", socketInfo: si1 });
     const deadToo = watcherRow({
-      contact: "sip:b@1.2.3.4:5491",
+      contact: "<sip:b@1.2.3.4:5491;transport=wss>",
       socketInfo: si1,
       presentityUri: "sip:carol@example.com",
     });
     const prefix = watcherRow({ contact: "sip:c@1.2.3.4:54914;transport=ws", socketInfo: si1 });
+    // Same address and port, but a UDP contact: a WS peer's close never deletes it.
+    const udp = watcherRow({ contact: "sip:u@1.2.3.4:5491", socketInfo: si1 });
     const live = watcherRow({ contact: "sip:d@1.2.3.4:6000;transport=ws", socketInfo: si1 });
     const otherSocket = watcherRow({
       contact: "sip:e@1.2.3.4:5491;transport=ws",
       socketInfo: "tcp:9.9.9.9:5080",
     });
-    rows.push(dead, deadToo, prefix, live, otherSocket);
+    rows.push(dead, deadToo, prefix, udp, live, otherSocket);
     const n2Row = watcherRow({
       contact: "sip:f@1.2.3.4:5491;transport=ws",
       socketInfo: "tcp:127.0.0.3:5080",
@@ -96,9 +99,15 @@ describe("worker", () => {
       { messageId: "m2", body: envelope(closed("node-1", "1.2.3.4", 5491)) },
     ]);
     expect(result.failedMessageIds).toEqual([]);
-    expect(t.store.rows(n1.watchersTable).map((r) => r.id)).toEqual([prefix.id, live.id, otherSocket.id]);
+    expect(t.store.rows(n1.watchersTable).map((r) => r.id)).toEqual([
+      prefix.id,
+      udp.id,
+      live.id,
+      otherSocket.id,
+    ]);
     expect(t.store.rows("aw_node_2")).toHaveLength(1);
     expect(result.guardKeeps).toBe(1);
+    expect(t.tel.counts.GuardKeepsNoPeer).toBe(1);
     expect(t.kamailio.tcpListCalls).toEqual(["node-1"]);
     expect(t.kamailio.refreshCalls).toEqual([
       { node: "node-1", presentityUri: "sip:alice@example.com", event: "presence" },
@@ -229,7 +238,7 @@ describe("worker", () => {
 
   it("refuses cleanup on nodes whose status says subs_db_mode != 3 (status wins over config)", async () => {
     const t = setup();
-    t.kamailio.statusOf.set("node-1", { version: "5.6.3", subsDbMode: 2, notifierProcesses: 0 });
+    t.kamailio.statusOf.set("node-1", { boot: BOOT, version: "5.6.3", subsDbMode: 2, notifierProcesses: 0 });
     t.store
       .rows(n1.watchersTable)
       .push(watcherRow({ contact: "sip:a@1.2.3.4:5;transport=ws", socketInfo: si1 }));
