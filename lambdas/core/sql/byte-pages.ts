@@ -1,0 +1,90 @@
+/**
+ * Pages sized by the rows' actual bytes, not by a worst-case row. One statement returns the rows
+ * after `:after` (in id order) whose running total of JSON bytes stays under the budget (at least
+ * one row), plus how many rows match in all, so a reader knows when it has everything: 1,000
+ * BLF rows of a few hundred bytes come back in one round trip instead of 17 pages of 59.
+ * Pure: SQL text and parameters only.
+ */
+import type { DatabaseEngine } from "../fleet.ts";
+import type { NodeScope, WatcherCriteria } from "../ports.ts";
+import { DATA_API_RESPONSE_LIMIT, type Dialect, ParamBuilder } from "../sql.ts";
+import { criteriaClause, type Statement, socketInfoClause, WATCHER_COLUMNS } from "../watcher-sql.ts";
+import { peerKeyClause } from "./peer-index.ts";
+
+/** Integer columns of WATCHER_COLUMNS (a `{"longValue":…}` field of fixed width). */
+const INTEGER_COLUMNS = new Set(["id", "expires"]);
+/** `{"stringValue":""},` is 19 bytes, `{"longValue":-9223372036854775808},` 36: 40 covers any field. */
+const FIELD_BYTES = 40;
+/** `[` `]` `,` around a record, and the trailing count column. */
+const RECORD_BYTES = 8 + FIELD_BYTES;
+/** The budget per page: 90 % of the 1 MiB response limit (the envelope and rounding fit in the rest). */
+export const PAGE_BUDGET_BYTES = Math.floor(DATA_API_RESPONSE_LIMIT * 0.9);
+
+/**
+ * Upper bound of one text column's bytes in the response JSON: its UTF-8 bytes, plus 5 for each
+ * character JSON escapes (a quote or backslash takes 2, a control character up to 6).
+ */
+function textBytesSql(engine: DatabaseEngine, column: string): string {
+  if (engine === "postgres") {
+    return `COALESCE(octet_length(${column}) + 5 * (length(${column}) - length(regexp_replace(${column}, '[[:cntrl:]"\\\\]', '', 'g'))), 0)`;
+  }
+  return `COALESCE(OCTET_LENGTH(${column}) + 5 * (CHAR_LENGTH(${column}) - CHAR_LENGTH(REGEXP_REPLACE(${column}, '[[:cntrl:]"\\\\\\\\]', ''))), 0)`;
+}
+
+/** SQL for an upper bound of one record's bytes in the Data API's JSON response. */
+export function recordBytesSql(engine: DatabaseEngine, columns: readonly string[]): string {
+  const text = columns.filter((c) => !INTEGER_COLUMNS.has(c)).map((c) => textBytesSql(engine, c));
+  return `(${RECORD_BYTES + FIELD_BYTES * columns.length} + ${text.join(" + ")})`;
+}
+
+/**
+ * One byte-sized page: `columns…, total` for the rows with `id > :after AND <where>`, in id order,
+ * as many as fit in `budget` bytes (always at least one). `total` counts every row matching from
+ * `:after` on, so the page is the last one when it holds `total` rows.
+ */
+export function bytePageStatement(
+  dialect: Dialect,
+  table: string,
+  columns: readonly string[],
+  where: (params: ParamBuilder) => string,
+  afterId: number,
+  budget = PAGE_BUDGET_BYTES,
+): Statement {
+  const params = new ParamBuilder();
+  const cols = columns.join(", ");
+  const inner =
+    `SELECT ${cols}, SUM(${recordBytesSql(dialect.engine, columns)}) OVER (ORDER BY id) AS kwc_run,` +
+    " ROW_NUMBER() OVER (ORDER BY id) AS kwc_n, COUNT(*) OVER () AS kwc_total" +
+    ` FROM ${dialect.ident(table)} WHERE id > ${params.add(afterId)} AND ${where(params)}`;
+  const sql =
+    `SELECT ${cols}, kwc_total FROM (${inner}) kwc_page` +
+    ` WHERE kwc_run <= ${params.add(Math.max(1, Math.trunc(budget)))} OR kwc_n = 1 ORDER BY id`;
+  return { sql, params: params.params };
+}
+
+/**
+ * One byte-sized page of candidate rows. With `indexed`, the peers' rows are found through the
+ * peer index (`<peer key> IN (…)`) and the exact LIKE predicate stays as the guard; without it,
+ * the predicate alone decides (a scan). Criteria mixing peers and dialogs: call once per kind.
+ */
+export function candidatePageStatement(
+  dialect: Dialect,
+  scope: NodeScope,
+  criteria: WatcherCriteria,
+  afterId: number,
+  indexed: boolean,
+  budget = PAGE_BUDGET_BYTES,
+): Statement {
+  return bytePageStatement(
+    dialect,
+    scope.table,
+    WATCHER_COLUMNS,
+    (params) => {
+      const guard = `${socketInfoClause(scope.socketInfo, params)} AND ${criteriaClause(dialect, scope, criteria, params)}`;
+      if (!indexed || criteria.peers.length === 0) return guard;
+      return `${peerKeyClause(dialect.engine, criteria.peers, params)} AND ${guard}`;
+    },
+    afterId,
+    budget,
+  );
+}
