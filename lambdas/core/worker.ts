@@ -26,6 +26,7 @@ import { refreshRequested } from "./follow-up.ts";
 import { admitEvent } from "./ingest-identity.ts";
 import { parseMessage } from "./parse.ts";
 import { contactMatchesPeer, type Peer, peerKey } from "./peer.ts";
+import { livePeersAmong } from "./peer-liveness.ts";
 import {
   dialogKeyId,
   fanoutTargets,
@@ -333,7 +334,8 @@ export function createWorker(deps: WorkerDeps) {
         }
         // 2. Connections second: a peer connected now keeps its rows, whatever the boot id says.
         if (peerRows.length > 0) {
-          const live = await livePeers(node);
+          const asked = peerRows.map((pr) => pr.peer);
+          const { live } = await livePeersAmong(deps.kamailio, node, asked, () => livePeers(node));
           for (const pr of peerRows) {
             if (live.has(peerKey(pr.peer))) {
               result.guardKeeps++;
