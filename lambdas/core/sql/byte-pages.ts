@@ -21,20 +21,21 @@ const RECORD_BYTES = 8 + FIELD_BYTES;
 export const PAGE_BUDGET_BYTES = Math.floor(DATA_API_RESPONSE_LIMIT * 0.9);
 
 /**
- * Upper bound of one text column's bytes in the response JSON: its UTF-8 bytes, plus 5 for each
- * character JSON escapes (a quote or backslash takes 2, a control character up to 6).
+ * SQL for an upper bound of one record's bytes in the Data API's JSON response: the text columns'
+ * UTF-8 bytes, times 6 when any of them holds a character outside printable ASCII or a quote or
+ * backslash (JSON escapes a quote or backslash in 2 bytes, a control character in 6, and a Data
+ * API that escaped non-ASCII would take at most 3 per UTF-8 byte), plus the field wrappers. One
+ * regular expression per row: real rows are printable ASCII, and for them the bound is exact.
  */
-function textBytesSql(engine: DatabaseEngine, column: string): string {
-  if (engine === "postgres") {
-    return `COALESCE(octet_length(${column}) + 5 * (length(${column}) - length(regexp_replace(${column}, '[[:cntrl:]"\\\\]', '', 'g'))), 0)`;
-  }
-  return `COALESCE(OCTET_LENGTH(${column}) + 5 * (CHAR_LENGTH(${column}) - CHAR_LENGTH(REGEXP_REPLACE(${column}, '[[:cntrl:]"\\\\\\\\]', ''))), 0)`;
-}
-
-/** SQL for an upper bound of one record's bytes in the Data API's JSON response. */
 export function recordBytesSql(engine: DatabaseEngine, columns: readonly string[]): string {
-  const text = columns.filter((c) => !INTEGER_COLUMNS.has(c)).map((c) => textBytesSql(engine, c));
-  return `(${RECORD_BYTES + FIELD_BYTES * columns.length} + ${text.join(" + ")})`;
+  const text = columns.filter((c) => !INTEGER_COLUMNS.has(c));
+  const fixed = RECORD_BYTES + FIELD_BYTES * columns.length;
+  if (engine === "postgres") {
+    const octets = text.map((c) => `COALESCE(octet_length(${c}), 0)`).join(" + ");
+    return `(${fixed} + (${octets}) * CASE WHEN concat(${text.join(", ")}) ~ '[^ -~]|["\\\\]' THEN 6 ELSE 1 END)`;
+  }
+  const octets = text.map((c) => `COALESCE(OCTET_LENGTH(${c}), 0)`).join(" + ");
+  return `(${fixed} + (${octets}) * CASE WHEN CONCAT_WS('', ${text.join(", ")}) REGEXP '[^ -~]|["\\\\\\\\]' THEN 6 ELSE 1 END)`;
 }
 
 /**
