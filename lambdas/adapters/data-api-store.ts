@@ -14,7 +14,6 @@ import type { DatabaseConfig } from "../core/fleet.ts";
 import type { NodeScope, PresentityKey, WatcherCriteria, WatcherRow, WatcherStore } from "../core/ports.ts";
 import { chunk, type Dialect, dialectFor, type SqlParams, WATCHER_PAGE_ROWS } from "../core/sql.ts";
 import {
-  deleteWatchersStatement,
   existingIdsStatement,
   findWatchingStatement,
   rowFromRecord,
@@ -146,9 +145,7 @@ export class DataApiWatcherStore implements WatcherStore {
   async deleteWatchers(scope: NodeScope, ids: number[], criteria: WatcherCriteria): Promise<number[]> {
     const deleted: number[] = [];
     for (const idChunk of chunk([...new Set(ids)], IDS_PER_DELETE)) {
-      const { records, updated } = await this.executor.execute(
-        deleteWatchersStatement(this.dialect, scope, idChunk, criteria),
-      );
+      const { records, updated } = await this.#pages.deleteGuarded(scope, idChunk, criteria);
       if (this.dialect.supportsReturning) {
         deleted.push(...records.map((r) => Number(r[0])));
       } else if (updated === idChunk.length) {

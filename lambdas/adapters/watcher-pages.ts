@@ -4,7 +4,12 @@
  * say so once per detection (the `onScan` hook; `kwc nodes check` recommends `kwc db migrate`).
  */
 import type { NodeScope, PresentityKey, WatcherCriteria, WatcherRow } from "../core/ports.ts";
-import { bytePageStatement, candidatePageStatement, PAGE_BUDGET_BYTES } from "../core/sql/byte-pages.ts";
+import {
+  bytePageStatement,
+  candidatePageStatement,
+  indexedDeleteStatement,
+  PAGE_BUDGET_BYTES,
+} from "../core/sql/byte-pages.ts";
 import type { Dialect } from "../core/sql.ts";
 import {
   presentityKeyClause,
@@ -15,7 +20,7 @@ import {
 } from "../core/watcher-sql.ts";
 import type { PeerIndexDetector } from "./peer-index.ts";
 
-type Execute = (statement: Statement) => Promise<{ records: unknown[][] }>;
+type Execute = (statement: Statement) => Promise<{ records: unknown[][]; updated?: number }>;
 
 /** Reads every byte-sized page: a page holding all `total` rows left is the last one. */
 export async function readByBytes(
@@ -63,6 +68,31 @@ export class WatcherPages {
     }
     if (rest.dialogs.length > 0 || rest.contacts) rows.push(...(await read(rest, false)));
     return rows;
+  }
+
+  /** Runs the guarded DELETE of these ids (the per-peer guard where the MySQL index allows it). */
+  async deleteGuarded(
+    scope: NodeScope,
+    ids: readonly number[],
+    criteria: WatcherCriteria,
+  ): Promise<{ records: unknown[][]; updated: number }> {
+    const run = (indexed: boolean) =>
+      this.execute(indexedDeleteStatement(this.dialect, scope, ids, criteria, indexed)) as Promise<{
+        records: unknown[][];
+        updated: number;
+      }>;
+    const indexed =
+      this.dialect.engine === "mysql" && criteria.peers.length > 0 && this.peerIndex
+        ? await this.peerIndex.hasValidIndex(scope.table)
+        : false;
+    if (!indexed) return run(false);
+    try {
+      return await run(true);
+    } catch {
+      // The generated column went away in between (an unmigrate): forget the index, plain guard.
+      this.peerIndex?.forget(scope.table);
+      return run(false);
+    }
   }
 
   byPresentity(scope: NodeScope, key: PresentityKey): Promise<WatcherRow[]> {

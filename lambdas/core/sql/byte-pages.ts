@@ -6,9 +6,16 @@
  * Pure: SQL text and parameters only.
  */
 import type { DatabaseEngine } from "../fleet.ts";
+import type { Peer } from "../peer.ts";
 import type { NodeScope, WatcherCriteria } from "../ports.ts";
 import { DATA_API_RESPONSE_LIMIT, type Dialect, ParamBuilder } from "../sql.ts";
-import { criteriaClause, type Statement, socketInfoClause, WATCHER_COLUMNS } from "../watcher-sql.ts";
+import {
+  criteriaClause,
+  deleteWatchersStatement,
+  type Statement,
+  socketInfoClause,
+  WATCHER_COLUMNS,
+} from "../watcher-sql.ts";
 import { peerKeyClause } from "./peer-index.ts";
 
 /** Integer columns of WATCHER_COLUMNS (a `{"longValue":…}` field of fixed width). */
@@ -64,9 +71,56 @@ export function bytePageStatement(
 }
 
 /**
+ * MariaDB / MySQL read the generated column once per row: each row is held to its own peer's LIKE
+ * shapes (8) instead of every peer's (80 for 10 peers, each lower-casing the contact). Narrower
+ * than the plain OR only for a contact whose key names one peer and whose text another.
+ */
+function perPeerGuard(
+  dialect: Dialect,
+  scope: NodeScope,
+  peers: readonly Peer[],
+  params: ParamBuilder,
+): string {
+  const each = peers.map(
+    (peer) =>
+      `(${peerKeyClause("mysql", [peer], params)} AND ${criteriaClause(dialect, scope, { peers: [peer], dialogs: [] }, params)})`,
+  );
+  return `(${each.join(" OR ")})`;
+}
+
+/**
+ * The guarded DELETE (by id AND the predicate) with the per-peer guard, for MySQL tables with a
+ * valid index and peer criteria; otherwise the statement of watcher-sql.ts.
+ */
+export function indexedDeleteStatement(
+  dialect: Dialect,
+  scope: NodeScope,
+  ids: readonly number[],
+  criteria: WatcherCriteria,
+  indexed: boolean,
+): Statement {
+  if (
+    !indexed ||
+    dialect.engine !== "mysql" ||
+    criteria.peers.length === 0 ||
+    criteria.dialogs.length > 0 ||
+    criteria.contacts
+  )
+    return deleteWatchersStatement(dialect, scope, ids, criteria);
+  const params = new ParamBuilder();
+  return {
+    sql:
+      `DELETE FROM ${dialect.ident(scope.table)} WHERE id IN ${params.list(ids)}` +
+      ` AND ${socketInfoClause(scope.socketInfo, params)} AND ${perPeerGuard(dialect, scope, criteria.peers, params)}`,
+    params: params.params,
+  };
+}
+
+/**
  * One byte-sized page of candidate rows. With `indexed`, the peers' rows are found through the
- * peer index (`<peer key> IN (…)`) and the exact LIKE predicate stays as the guard; without it,
- * the predicate alone decides (a scan). Criteria mixing peers and dialogs: call once per kind.
+ * peer index (`<peer key> IN (…)`) and the exact LIKE predicate stays as the guard (on MySQL each
+ * row against its own peer's shapes); without it, the predicate alone decides (a scan). Criteria
+ * mixing peers and dialogs: call once per kind.
  */
 export function candidatePageStatement(
   dialect: Dialect,
@@ -81,9 +135,13 @@ export function candidatePageStatement(
     scope.table,
     WATCHER_COLUMNS,
     (params) => {
-      const guard = `${socketInfoClause(scope.socketInfo, params)} AND ${criteriaClause(dialect, scope, criteria, params)}`;
-      if (!indexed || criteria.peers.length === 0) return guard;
-      return `${peerKeyClause(dialect.engine, criteria.peers, params)} AND ${guard}`;
+      const socket = socketInfoClause(scope.socketInfo, params);
+      if (!indexed || criteria.peers.length === 0)
+        return `${socket} AND ${criteriaClause(dialect, scope, criteria, params)}`;
+      const driving = peerKeyClause(dialect.engine, criteria.peers, params);
+      if (dialect.engine === "postgres")
+        return `${driving} AND ${socket} AND ${criteriaClause(dialect, scope, criteria, params)}`;
+      return `${driving} AND ${socket} AND ${perPeerGuard(dialect, scope, criteria.peers, params)}`;
     },
     afterId,
     budget,
