@@ -126,6 +126,19 @@ describe.each<Engine>(["postgres", "mysql"])("peer index on %s", (engine) => {
     const fresh = new DataApiWatcherStore(client, testDbConfig(db));
     const rows = await fresh.selectCandidates(scope, { peers, dialogs: [] });
     expect(rows).toHaveLength(peers.length * KEYS_PER_PEER);
+    // The guarded delete through the index: a row rewritten in between (another peer now) stays.
+    const moved = rows[0]?.id ?? 0;
+    await db.query(
+      `UPDATE aw_blf SET contact = 'sip:u@10.200.0.1:5999;transport=ws' WHERE id = ${engine === "postgres" ? "$1" : "?"}`,
+      [moved],
+    );
+    const deleted = await fresh.deleteWatchers(
+      scope,
+      rows.map((r) => r.id),
+      { peers, dialogs: [] },
+    );
+    expect(deleted).toHaveLength(rows.length - 1);
+    expect(deleted).not.toContain(moved);
   }, 120_000);
 
   it("unmigrates; the store then scans, says so, and finds the same rows", async () => {
