@@ -23,16 +23,17 @@ export interface PeerLiveness {
 }
 
 /**
- * `fullList`: the node's live peers from `core.tcp_list` (the caller caches it per batch).
+ * `peers`: peers, or rows carrying one (`{ peer }`). `fullList`: the node's live peers from
+ * `core.tcp_list` (the caller caches it per batch).
  * Returns a set holding the live peers among `peers` (and possibly more).
  */
 export async function livePeersAmong(
   kamailio: KamailioClient,
   node: NodeConfig,
-  peers: readonly Peer[],
+  peers: readonly (Peer | { peer: Peer })[],
   fullList: () => Promise<Set<string>>,
 ): Promise<PeerLiveness> {
-  const keys = [...new Set(peers.map(peerKey))];
+  const keys = [...new Set(peers.map((p) => peerKey("peer" in p ? p.peer : p)))];
   if (!kamailio.peerStates || keys.length === 0) return { live: await fullList(), via: "tcp_list" };
   const live = new Set<string>();
   const doubtful: string[] = [];

@@ -334,8 +334,7 @@ export function createWorker(deps: WorkerDeps) {
         }
         // 2. Connections second: a peer connected now keeps its rows, whatever the boot id says.
         if (peerRows.length > 0) {
-          const asked = peerRows.map((pr) => pr.peer);
-          const { live } = await livePeersAmong(deps.kamailio, node, asked, () => livePeers(node));
+          const { live } = await livePeersAmong(deps.kamailio, node, peerRows, () => livePeers(node));
           for (const pr of peerRows) {
             if (live.has(peerKey(pr.peer))) {
               result.guardKeeps++;
