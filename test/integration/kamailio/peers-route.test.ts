@@ -10,6 +10,7 @@ import { livePeersAmong } from "../../../lambdas/core/peer-liveness.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";
+import { waitUntil } from "../../helpers/wait.ts";
 
 describe("POST /kwc/peers on Kamailio 5.6.3", () => {
   let db: TestDb;
@@ -87,6 +88,11 @@ describe("POST /kwc/peers on Kamailio 5.6.3", () => {
     const gone = phones.pop() as SipWsClient;
     await gone.die("fin");
     const goneKey = key(gone);
+    // Wait until Kamailio has handled the close (the route asks it about connections it knows).
+    await waitUntil(async () => (await client.peerStates(config, [goneKey]))?.notFound.length === 1, {
+      timeoutMs: 10_000,
+      what: `${goneKey} gone from ${node.nodeId}`,
+    });
     // The closed peer is not found and the full list confirms it; the others stay live.
     const mixed = await livePeersAmong(client, config, peers, fullList);
     expect(mixed.via).toBe("route+tcp_list");
