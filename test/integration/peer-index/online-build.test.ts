@@ -29,8 +29,8 @@ async function mysqlLockedFor(database: string, ms: number): Promise<void> {
     await c.end();
   }
 }
-const STALL_BOUND_MS = 1_500;
-const CONTROL_LOCK_MS = 2_500;
+const STALL_BOUND_MS = 2_000;
+const CONTROL_LOCK_MS = 4_000;
 
 describe.each<{ engine: Engine; listenIp: string }>([
   { engine: "postgres", listenIp: "127.0.0.71" },
