@@ -54,6 +54,10 @@ export const OPTIONS = {
     help: "db check: postgres://… or mysql://… (else DATABASE_URL, PG*, MYSQL_*)",
   },
   table: { type: "string", value: "T1,T2", help: "db check: the watchers tables (default active_watchers)" },
+  "allow-stall": {
+    type: "boolean",
+    help: "db migrate: build on PostgreSQL although a node runs presence in notifier mode (its NOTIFYs stall for the build)",
+  },
   help: { type: "boolean", short: "h", help: "this text (kwc VERB --help: that verb's)" },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -79,7 +83,15 @@ export type Command =
     }
   | { kind: "nodes-check"; node?: string; global: GlobalOptions }
   | { kind: "create-node-table"; node: string; dryRun: boolean; global: GlobalOptions }
-  | { kind: "db-check"; databaseUrl?: string; tables: string[]; global: GlobalOptions };
+  | { kind: "db-check"; databaseUrl?: string; tables: string[]; global: GlobalOptions }
+  | {
+      kind: "peer-index";
+      action: "migrate" | "unmigrate";
+      node?: string;
+      dryRun: boolean;
+      allowStall: boolean;
+      global: GlobalOptions;
+    };
 
 export interface VerbInput {
   values: Values;
@@ -252,5 +264,33 @@ export const COMMANDS: readonly VerbSpec[] = [
       const tables = (str(v, "table") ?? "").split(",").filter(Boolean);
       return { kind: "db-check", ...(url ? { databaseUrl: url } : {}), tables, global };
     },
+  },
+  {
+    words: ["db", "migrate"],
+    usage: [
+      ["db migrate [--node N] [--allow-stall]", "add the peer index to the node tables (online; optional)"],
+    ],
+    options: ["node", "dry-run", "allow-stall", "json", "fleet"],
+    build: ({ values: v, global }) => ({
+      kind: "peer-index",
+      action: "migrate",
+      ...node(v),
+      dryRun: flag(v, "dry-run"),
+      allowStall: flag(v, "allow-stall"),
+      global,
+    }),
+  },
+  {
+    words: ["db", "unmigrate"],
+    usage: [["db unmigrate [--node N]", "remove the peer index (before a Kamailio schema upgrade)"]],
+    options: ["node", "dry-run", "json", "fleet"],
+    build: ({ values: v, global }) => ({
+      kind: "peer-index",
+      action: "unmigrate",
+      ...node(v),
+      dryRun: flag(v, "dry-run"),
+      allowStall: false,
+      global,
+    }),
   },
 ];

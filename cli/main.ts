@@ -22,6 +22,7 @@ import { describeTarget, resolveDbTarget } from "../local/database.ts";
 import { checkDbPrivileges, renderDbCheck } from "../local/db-check.ts";
 import { type Command, EXIT, type GlobalOptions, helpFor, parseCommandLine, UsageError } from "./args.ts";
 import { exitCodeOf, progressBar, renderReport, table } from "./output.ts";
+import { peerIndexAdvice, runPeerIndex } from "./peer-index.ts";
 
 export interface Io {
   out(text: string): void;
@@ -88,19 +89,44 @@ async function fleetDeps(runtime: FleetRuntime) {
 }
 
 async function runNodesCheck(command: Extract<Command, { kind: "nodes-check" }>, io: Io): Promise<number> {
-  const { fleet, store, kamailio, engine } = await fleetDeps(runtimeOf(io, command.global));
+  const runtime = runtimeOf(io, command.global);
+  const { fleet, store, kamailio, engine } = await fleetDeps(runtime);
   if (command.node && !fleet.nodes.some((n) => n.id === command.node)) {
     throw new UsageError(
       `unknown node "${command.node}"; the fleet config has: ${fleet.nodes.map((n) => n.id).join(", ")}`,
     );
   }
-  const checks = await checkNodes({ store, kamailio, engine, fleet: fleet.nodes }, command.node);
+  const checked = await checkNodes({ store, kamailio, engine, fleet: fleet.nodes }, command.node);
+  const advice = await peerIndexAdvice(
+    runtime,
+    fleet.database,
+    checked.map((c) => c.watchersTable),
+  );
+  const checks = checked.map((c) => {
+    const a = advice.get(c.watchersTable);
+    return {
+      ...c,
+      peerIndex: a?.state ?? "unknown",
+      warnings: [...c.warnings, ...(a?.warning ? [a.warning] : [])],
+    };
+  });
   if (command.global.json) {
     io.out(JSON.stringify({ engine, nodes: checks }, null, 2));
   } else {
     io.out(
       table(
-        ["node", "ok", "reachable", "version", "subs_db_mode", "notifier", "boot", "table", "connections"],
+        [
+          "node",
+          "ok",
+          "reachable",
+          "version",
+          "subs_db_mode",
+          "notifier",
+          "boot",
+          "table",
+          "peer index",
+          "connections",
+        ],
         checks.map((c) => [
           c.node,
           c.ok ? "yes" : "NO",
@@ -110,6 +136,7 @@ async function runNodesCheck(command: Extract<Command, { kind: "nodes-check" }>,
           String(c.notifierProcesses ?? "-"),
           c.bootId ?? "-",
           c.watchersTable,
+          c.peerIndex,
           String(c.connections ?? "-"),
         ]),
       ),
@@ -178,6 +205,8 @@ const RUNNERS: {
   "nodes-check": runNodesCheck,
   "create-node-table": runCreateNodeTable,
   "db-check": runDbCheck,
+  "peer-index": (command, io) =>
+    runPeerIndex(runtimeOf(io, command.global), { ...command, json: command.global.json }, io.out),
 };
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {

@@ -14,14 +14,13 @@ import type { DatabaseConfig } from "../core/fleet.ts";
 import type { NodeScope, PresentityKey, WatcherCriteria, WatcherRow, WatcherStore } from "../core/ports.ts";
 import { chunk, type Dialect, dialectFor, type SqlParams, WATCHER_PAGE_ROWS } from "../core/sql.ts";
 import {
-  deleteWatchersStatement,
   existingIdsStatement,
   findWatchingStatement,
   rowFromRecord,
   type Statement,
-  selectByPresentityStatement,
-  selectCandidatesStatement,
 } from "../core/watcher-sql.ts";
+import { PeerIndexDetector } from "./peer-index.ts";
+import { WatcherPages } from "./watcher-pages.ts";
 
 /** Peers / dialogs per statement: keeps parameter counts and request bytes far below the 4 MiB limit. */
 export const CRITERIA_PER_STATEMENT = 50;
@@ -105,10 +104,26 @@ function criteriaChunks(criteria: WatcherCriteria): WatcherCriteria[] {
   return out;
 }
 
+export interface WatcherStoreOptions {
+  /** Told when a node table has no valid peer index and its rows are found by a scan. */
+  onScan?: (table: string, state: string) => void;
+  /** Response budget per page (tests); default 90 % of the 1 MiB limit. */
+  pageBudgetBytes?: number;
+}
+
 export class DataApiWatcherStore implements WatcherStore {
   readonly executor: DataApiExecutor;
-  constructor(client: RDSDataClient, database: DatabaseConfig) {
+  readonly peerIndex: PeerIndexDetector;
+  readonly #pages: WatcherPages;
+  constructor(client: RDSDataClient, database: DatabaseConfig, options: WatcherStoreOptions = {}) {
     this.executor = new DataApiExecutor(client, database);
+    const execute = (s: Statement) => this.executor.execute(s);
+    this.peerIndex = new PeerIndexDetector(
+      execute,
+      database,
+      options.onScan ? { onScan: options.onScan } : {},
+    );
+    this.#pages = new WatcherPages(execute, this.executor.dialect, this.peerIndex, options.pageBudgetBytes);
   }
 
   get dialect(): Dialect {
@@ -118,26 +133,19 @@ export class DataApiWatcherStore implements WatcherStore {
   async selectCandidates(scope: NodeScope, criteria: WatcherCriteria): Promise<WatcherRow[]> {
     const byId = new Map<number, WatcherRow>();
     for (const part of criteriaChunks(criteria)) {
-      const rows = await this.executor.readPaged((after, limit) =>
-        selectCandidatesStatement(this.dialect, scope, part, after, limit),
-      );
-      for (const row of rows) byId.set(row.id, row);
+      for (const row of await this.#pages.candidates(scope, part)) byId.set(row.id, row);
     }
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
 
   selectByPresentity(scope: NodeScope, key: PresentityKey): Promise<WatcherRow[]> {
-    return this.executor.readPaged((after, limit) =>
-      selectByPresentityStatement(this.dialect, scope, key, after, limit),
-    );
+    return this.#pages.byPresentity(scope, key);
   }
 
   async deleteWatchers(scope: NodeScope, ids: number[], criteria: WatcherCriteria): Promise<number[]> {
     const deleted: number[] = [];
     for (const idChunk of chunk([...new Set(ids)], IDS_PER_DELETE)) {
-      const { records, updated } = await this.executor.execute(
-        deleteWatchersStatement(this.dialect, scope, idChunk, criteria),
-      );
+      const { records, updated } = await this.#pages.deleteGuarded(scope, idChunk, criteria);
       if (this.dialect.supportsReturning) {
         deleted.push(...records.map((r) => Number(r[0])));
       } else if (updated === idChunk.length) {

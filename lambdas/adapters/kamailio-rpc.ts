@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { RpcFaultError, RpcTransportError } from "../core/classify.ts";
 import type { NodeConfig } from "../core/fleet.ts";
-import type { KamailioClient, NodeStatus, TcpConnection } from "../core/ports.ts";
+import type { KamailioClient, NodeStatus, PeerStates, TcpConnection } from "../core/ports.ts";
 
 export const DEFAULT_RPC_TIMEOUT_MS = 5000;
 
@@ -79,6 +79,12 @@ export interface KamailioRpcOptions {
   timeoutMs?: number;
   fetch?: typeof fetch;
 }
+
+const PeerStatesSchema = z.object({
+  live: z.array(z.string()),
+  notFound: z.array(z.string()),
+  refused: z.array(z.string()),
+});
 
 export class KamailioRpcClient implements KamailioClient {
   #nextId = 1;
@@ -174,5 +180,22 @@ export class KamailioRpcClient implements KamailioClient {
     if (status !== 200 || typeof body !== "object" || body === null)
       throw new RpcTransportError("status", `node ${node.id} status answered HTTP ${status}`, status);
     return parseNodeStatus(body);
+  }
+
+  /** `POST /kwc/peers` (kwc.cfg route KWC_PEERS); undefined when the node's cfg has no such route. */
+  async peerStates(node: NodeConfig, peers: string[]): Promise<PeerStates | undefined> {
+    const url = new URL("/kwc/peers", node.statusUrl).toString();
+    const { status, body } = await this.#request(node, url, "peers", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ peers }),
+    });
+    if (status === 404) return undefined;
+    if (status === 401 || status === 403)
+      throw new RpcFaultError("peers", status, `not authorised (HTTP ${status})`, status);
+    const parsed = PeerStatesSchema.safeParse(body);
+    if (status !== 200 || !parsed.success)
+      throw new RpcTransportError("peers", `node ${node.id} /kwc/peers answered HTTP ${status}`, status);
+    return parsed.data;
   }
 }

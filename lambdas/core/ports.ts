@@ -143,8 +143,19 @@ export function factsFromStatus(node: NodeConfig, status: NodeStatus): NodeFacts
   return facts;
 }
 
+/** What the cfg's `/kwc/peers` route says of the peers asked (`ip:port` / `[ipv6]:port`). */
+export interface PeerStates {
+  live: string[];
+  /** Not proof of death: tcpops' lookup can miss a live connection (see core/peer-liveness.ts). */
+  notFound: string[];
+  /** Not an IP literal: never looked up. */
+  refused: string[];
+}
+
 export interface KamailioClient {
   tcpList(node: NodeConfig): Promise<TcpConnection[]>;
+  /** The narrow check (kwc.cfg route KWC_PEERS); undefined when the node's cfg lacks the route. */
+  peerStates?(node: NodeConfig, peers: string[]): Promise<PeerStates | undefined>;
   /** `presence.refreshWatchers [uri, event, 1]`; resolves on `result`, throws a classified error otherwise. */
   refreshWatchers(node: NodeConfig, presentityUri: string, event: string): Promise<void>;
   status(node: NodeConfig): Promise<NodeStatus>;

@@ -18,7 +18,7 @@ import {
   type FleetSource,
   loadFleetConfig,
 } from "../adapters/config-source.ts";
-import { DataApiWatcherStore } from "../adapters/data-api-store.ts";
+import { DataApiWatcherStore, type WatcherStoreOptions } from "../adapters/data-api-store.ts";
 import { KamailioRpcClient } from "../adapters/kamailio-rpc.ts";
 import { SqsDeadLetterSink } from "../adapters/sqs-dlq.ts";
 import { SqsFollowUpSink } from "../adapters/sqs-follow-up.ts";
@@ -174,13 +174,16 @@ export function telemetryFor(
 }
 
 /** Store per database (the config may be re-read; the Data API client stays the same). */
-export function storeCache(client: RDSDataClient): (fleet: FleetConfig) => WatcherStore {
+export function storeCache(
+  client: RDSDataClient,
+  options: WatcherStoreOptions = {},
+): (fleet: FleetConfig) => WatcherStore {
   const stores = new Map<string, WatcherStore>();
   return (fleet) => {
     const key = JSON.stringify(fleet.database);
     let store = stores.get(key);
     if (!store) {
-      store = new DataApiWatcherStore(client, fleet.database);
+      store = new DataApiWatcherStore(client, fleet.database, options);
       stores.set(key, store);
     }
     return store;
@@ -197,7 +200,13 @@ export function workerHandlerFromEnv(
   const followUps = followUpSink(env, sqs);
   return createWorkerHandler({
     fleet: loadFleet,
-    storeFor: storeCache(rdsDataClient(env)),
+    storeFor: storeCache(rdsDataClient(env), {
+      onScan: (table, state) =>
+        telemetry.warn("no valid peer index: finding a batch's rows by a table scan (run kwc db migrate)", {
+          table,
+          state,
+        }),
+    }),
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     dlq: new SqsDeadLetterSink(sqs, env.KWC_DLQ_URL),
     ...(followUps ? { followUps } : {}),

@@ -19,6 +19,7 @@ import { judgeRow, type Match, wsPeerKey } from "../kernel/guard.ts";
 import { livePeers } from "../kernel/liveness.ts";
 import { gateNode, WORKER_POLICY } from "../kernel/node-gate.ts";
 import { contactMatchesPeer } from "../peer.ts";
+import { liveAmongKeys } from "../peer-liveness.ts";
 import { type DialogWork, dialogKeyId, type NodePlan, type PeerWork, type SourcedEvent } from "../plan.ts";
 import { scopeOf, type WatcherCriteria, type WatcherRow } from "../ports.ts";
 import type { BatchContext } from "./context.ts";
@@ -158,7 +159,9 @@ async function deleteStale(ctx: BatchContext, node: NodeConfig, work: NodeWork):
   const select = { ...criteria, dialogs: work.dialogs.map((d) => d.key) };
   const candidates = matchRows(await ctx.store.selectCandidates(scope, select), work, node);
   if (candidates.length === 0) return;
-  const live = await livePeers(ctx.kamailio, node);
+  // Asked about these rows' peers only (kwc.cfg KWC_PEERS), a "not found" confirmed by the full list.
+  const rowPeers = candidates.flatMap((c) => wsPeerKey(c.row.contact, node.contactStyle) ?? []);
+  const { live } = await liveAmongKeys(ctx.kamailio, node, rowPeers, () => livePeers(ctx.kamailio, node));
   const chosen: ChosenRow[] = [];
   for (const c of candidates) {
     const verdict = judgeRow(c.row, c.match, live, node.contactStyle);

@@ -6,10 +6,15 @@
 //      refresh starves the survivors.
 //   2. notify.failed deletes exactly its dialog; the same key in another letter case leaves it alone.
 //      Control: Kamailio keeps the row on a 410.
+// The tables of this matrix carry the peer index (kwc db migrate): Kamailio writes migrated tables
+// and the worker reads through the index (the scan path is covered by scenarios.test.ts).
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DataApiExecutor } from "../../../lambdas/adapters/data-api-store.ts";
+import { dataApiPeerIndexPort } from "../../../lambdas/adapters/peer-index.ts";
 import type { ConnectionClosed, NotifyFailed } from "../../../lambdas/core/contract.ts";
 import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
+import { migratePeerIndex } from "../../../lambdas/core/peer-index-migration.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { type Engine, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
@@ -53,6 +58,13 @@ describe.each(MATRIX)(
         notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
         nodes: [nodeConfigOf(node, style)],
       };
+      // The core scenarios run on a migrated table (kwc db migrate): Kamailio writes the rows, the
+      // worker reads them through the peer index.
+      const executor = new DataApiExecutor(api.client, fleet.database);
+      const port = dataApiPeerIndexPort(api.client, fleet.database, "active_watchers", (st) =>
+        executor.execute(st),
+      );
+      expect((await migratePeerIndex(port, engine, "active_watchers")).after).toBe("valid");
     });
 
     afterAll(async () => {

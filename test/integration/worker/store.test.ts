@@ -5,8 +5,9 @@ import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
 import type { NodeScope } from "../../../lambdas/core/ports.ts";
-import type { DataApiServer } from "../../../local/dataapi/server.ts";
-import { testDbConfig } from "../../helpers/dataapi.ts";
+import { defaultTargets } from "../../../local/dataapi/config.ts";
+import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
+import { localDataApiClient, testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
 import { type Engine, startDataApi } from "./harness.ts";
 
@@ -114,16 +115,43 @@ describe.each<Engine>(["postgres", "mysql"])("Data API store on %s", (engine) =>
     expect(left.map((r) => Number(r.id))).toEqual([b]);
   });
 
-  it("pages reads by id (many rows for one peer)", async () => {
+  it("pages by the rows' bytes: 130 rows in one call, wide rows under a small response limit", async () => {
     const ids: number[] = [];
     for (let i = 0; i < 130; i++) ids.push(await insert("sip:u@10.0.0.4:8000;transport=ws"));
+    const criteria = { peers: [{ ip: "10.0.0.4", port: 8000 }], dialogs: [] };
+    await store.peerIndex.hasValidIndex("aw_n1"); // the detection is its own call (cached per table)
     const before = api.server.stats.calls;
-    const rows = await store.selectCandidates(scope(), {
-      peers: [{ ip: "10.0.0.4", port: 8000 }],
-      dialogs: [],
-    });
+    const rows = await store.selectCandidates(scope(), criteria);
     expect(rows.map((r) => r.id)).toEqual(ids);
-    expect(api.server.stats.calls - before).toBe(3); // 59 + 59 + 12
+    expect(api.server.stats.calls - before).toBe(1); // was 3 pages of 59 rows
+
+    // Worst-case JSON per character: quotes, backslashes and control characters (escaped to 2-6
+    // bytes) and multi-byte UTF-8, 255 characters. A server whose limit is 40 KB answers every page.
+    const wide = `sip:${'"\\\u0001'.repeat(40)}${"é".repeat(60)}@10.0.0.5:8001;transport=ws`;
+    const wideIds: number[] = [];
+    for (let i = 0; i < 80; i++) wideIds.push(await insert(wide.replace("@10.0.0.5", `${i}@10.0.0.5`)));
+    const small = await startDataApiServer({ targets: defaultTargets(), maxResponseBytes: 40_000 });
+    try {
+      const narrow = new DataApiWatcherStore(localDataApiClient(small.endpoint), testDbConfig(db), {
+        pageBudgetBytes: 36_000,
+      });
+      const got = await narrow.selectCandidates(scope(), {
+        peers: [{ ip: "10.0.0.5", port: 8001 }],
+        dialogs: [],
+      });
+      expect(got.map((r) => r.id)).toEqual(wideIds);
+      expect(got[0]?.contact).toBe(wide.replace("@10.0.0.5", "0@10.0.0.5"));
+      expect(small.stats.calls).toBeGreaterThan(2);
+      // Control: a budget above the server's limit is refused by it.
+      const greedy = new DataApiWatcherStore(localDataApiClient(small.endpoint), testDbConfig(db), {
+        pageBudgetBytes: 400_000,
+      });
+      await expect(
+        greedy.selectCandidates(scope(), { peers: [{ ip: "10.0.0.5", port: 8001 }], dialogs: [] }),
+      ).rejects.toThrow();
+    } finally {
+      await small.close();
+    }
   });
 
   it("finds in one query which node tables watch which presentities", async () => {

@@ -46,8 +46,25 @@ describe("kwc argument parsing: each verb takes exactly the options of its table
     refused("frobnicate", /unknown command "frobnicate"/);
     refused(
       "db frob",
-      /unknown command "db frob" \(try: kwc db create-node-table <node> \| kwc db check \[--database-url URL\] \[--table T1,T2\]\)/,
+      /unknown command "db frob" \(try: kwc db create-node-table <node> \| kwc db check \[--database-url URL\] \[--table T1,T2\] \| kwc db migrate .* \| kwc db unmigrate/,
     );
+  });
+
+  it("db migrate / unmigrate: the peer index, with --node, --dry-run and (migrate only) --allow-stall", () => {
+    expect(parse("db migrate --node n1 --allow-stall")).toMatchObject({
+      kind: "peer-index",
+      action: "migrate",
+      node: "n1",
+      dryRun: false,
+      allowStall: true,
+    });
+    expect(parse("db unmigrate --dry-run")).toMatchObject({
+      kind: "peer-index",
+      action: "unmigrate",
+      dryRun: true,
+    });
+    refused("db unmigrate --allow-stall", /^db unmigrate does not take --allow-stall/);
+    refused("db migrate n1", /unexpected argument|takes no/);
   });
 
   it("answers --help with the verb's own help", () => {

@@ -321,10 +321,13 @@ describe("SQL helpers and statements", () => {
       socketInfo: ["tcp:1.1.1.1:5080"],
       contactStyle: "nated" as const,
     };
+    // The peer-index detection is a call of its own, once per table (cached).
+    await store.peerIndex.hasValidIndex("aw");
+    const detection = rds.commandCalls(ExecuteStatementCommand).length;
     expect(
       await store.deleteWatchers(scope, [1, 2], { peers: [{ ip: "1.2.3.4", port: 5 }], dialogs: [] }),
     ).toEqual([1]);
-    expect(rds.commandCalls(ExecuteStatementCommand)).toHaveLength(2);
+    expect(rds.commandCalls(ExecuteStatementCommand).length - detection).toBe(2);
     rds.reset();
     rds.on(ExecuteStatementCommand).resolves({ numberOfRecordsUpdated: 2 });
     expect(
