@@ -160,6 +160,10 @@ export type MetricName =
   | "RefreshFailed"
   | "RefreshDegraded"
   | "RefreshDeferred"
+  /** presence.refreshWatchers answered 503 by the node's refresh budget (kwc.cfg). */
+  | "RefreshRefusedByNode"
+  /** not sent: the node refused one earlier in the batch; owed as a follow-up. */
+  | "RefreshBackedOff"
   | "TransientFailures"
   | "DlqSent";
 

@@ -24,6 +24,7 @@ import {
 } from "./fleet.ts";
 import { refreshRequested } from "./follow-up.ts";
 import { admitEvent } from "./ingest-identity.ts";
+import { isOverloaded, NodeBackOff } from "./node-back-off.ts";
 import { parseMessage } from "./parse.ts";
 import { contactMatchesPeer, type Peer, peerKey } from "./peer.ts";
 import {
@@ -447,6 +448,7 @@ export function createWorker(deps: WorkerDeps) {
       return deletedIds.size;
     }
 
+    const backOff = new NodeBackOff();
     await forEachBounded([...refreshes.values()], deps.concurrency ?? 4, async (r) => {
       const facts = await nodeFacts(r.node);
       const outcome = (value: BatchResult["refreshes"][number]["outcome"]) =>
@@ -457,11 +459,19 @@ export function createWorker(deps: WorkerDeps) {
           outcome: value,
         });
       const attempt = async (): Promise<Fault | undefined> => {
+        const refused = backOff.refusal(r.node.id);
+        if (refused) {
+          log.count("RefreshBackedOff");
+          return refused;
+        }
         try {
           await deps.kamailio.refreshWatchers(r.node, r.key.presentityUri, r.key.event);
           return undefined;
         } catch (error) {
-          return classifyRpcError(error, "presence.refreshWatchers", facts, engine);
+          const fault = classifyRpcError(error, "presence.refreshWatchers", facts, engine);
+          if (isOverloaded(fault)) log.count("RefreshRefusedByNode");
+          backOff.note(r.node.id, fault);
+          return fault;
         }
       };
       let fault = await attempt();
@@ -482,6 +492,15 @@ export function createWorker(deps: WorkerDeps) {
       if (!fault) {
         log.count("RefreshOk");
         outcome("ok");
+        return;
+      }
+      if (isOverloaded(fault) && deps.followUps) {
+        // The node asked every caller to back off: owe it later, whoever asked (never dropped;
+        // retrying a source record would redo the refreshes it shares with others).
+        deferred.push({
+          event: refreshRequested(r.node.id, r.key, now()),
+          causes: new Set([...r.causes, ...r.sources.map((s) => s.messageId)]),
+        });
         return;
       }
       if (fault.kind === "transient" && r.sources.length > 0) {
