@@ -448,7 +448,7 @@ export function createWorker(deps: WorkerDeps) {
       return deletedIds.size;
     }
 
-    const backOff = new NodeBackOff();
+    const backOff = new NodeBackOff(log);
     await forEachBounded([...refreshes.values()], deps.concurrency ?? 4, async (r) => {
       const facts = await nodeFacts(r.node);
       const outcome = (value: BatchResult["refreshes"][number]["outcome"]) =>
@@ -458,22 +458,12 @@ export function createWorker(deps: WorkerDeps) {
           event: r.key.event,
           outcome: value,
         });
-      const attempt = async (): Promise<Fault | undefined> => {
-        const refused = backOff.refusal(r.node.id);
-        if (refused) {
-          log.count("RefreshBackedOff");
-          return refused;
-        }
-        try {
-          await deps.kamailio.refreshWatchers(r.node, r.key.presentityUri, r.key.event);
-          return undefined;
-        } catch (error) {
-          const fault = classifyRpcError(error, "presence.refreshWatchers", facts, engine);
-          if (isOverloaded(fault)) log.count("RefreshRefusedByNode");
-          backOff.note(r.node.id, fault);
-          return fault;
-        }
-      };
+      const attempt = () =>
+        backOff.attempt(
+          r.node.id,
+          () => deps.kamailio.refreshWatchers(r.node, r.key.presentityUri, r.key.event),
+          (error) => classifyRpcError(error, "presence.refreshWatchers", facts, engine),
+        );
       let fault = await attempt();
       if (fault?.kind === "refresh-fault" && facts.subsDbMode === 3) {
         // Bounded: reconcile that presentity once, refresh once more, never loop.
@@ -494,15 +484,7 @@ export function createWorker(deps: WorkerDeps) {
         outcome("ok");
         return;
       }
-      if (isOverloaded(fault) && deps.followUps) {
-        // The node asked every caller to back off: owe it later, whoever asked (never dropped;
-        // retrying a source record would redo the refreshes it shares with others).
-        deferred.push({
-          event: refreshRequested(r.node.id, r.key, now()),
-          causes: new Set([...r.causes, ...r.sources.map((s) => s.messageId)]),
-        });
-        return;
-      }
+      if (isOverloaded(fault) && deps.followUps) return void deferred.push(backOff.followUp(r, now())); // never dropped
       if (fault.kind === "transient" && r.sources.length > 0) {
         // Asked for by events (presence.changed, refresh.requested): their records are retried.
         outcome("retry");
