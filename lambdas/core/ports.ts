@@ -164,6 +164,8 @@ export type MetricName =
   | "RefreshRefusedByNode"
   /** not sent: the node refused one earlier in the batch; owed as a follow-up. */
   | "RefreshBackedOff"
+  /** not sent: no survivor can have starved (lambdas/core/refresh-policy.ts). */
+  | "RefreshSkipped"
   | "TransientFailures"
   | "DlqSent";
 

@@ -50,6 +50,7 @@ import type {
 } from "./ports.ts";
 import { factsFromStatus, scopeOf } from "./ports.ts";
 import { contactPeer } from "./reconcile.ts";
+import { RefreshGate } from "./refresh-gate.ts";
 
 export interface InputRecord {
   messageId: string;
@@ -86,8 +87,10 @@ export interface BatchResult {
     node: string;
     presentityUri: string;
     event: string;
-    outcome: "ok" | "failed" | "degraded" | "retry" | "deferred";
+    outcome: "ok" | "failed" | "degraded" | "retry" | "deferred" | "skipped";
   }[];
+  /** Refreshes owed after deletions by verdict and reason (refresh-policy.ts), e.g. "skipped:version-continues". */
+  refreshReasons?: Record<string, number>;
   /** refresh.requested follow-ups sent to the events queue in this batch. */
   followUps: RefreshRequested[];
   dlq: DlqItem[];
@@ -257,6 +260,8 @@ export function createWorker(deps: WorkerDeps) {
       refreshes.set(id, entry);
     };
     const deferred: { event: RefreshRequested; causes: Set<string> }[] = [];
+    const [backOff, gate] = [new NodeBackOff(log), new RefreshGate(log, now)];
+    result.refreshReasons = gate.reasons;
 
     const audit = (
       node: NodeConfig,
@@ -360,12 +365,9 @@ export function createWorker(deps: WorkerDeps) {
           result.deleted++;
           log.count("RowsDeleted");
           audit(node, c.row, c.reason, c.source, c.peer);
-          addRefresh(
-            node,
-            { presentityUri: c.row.presentityUri, event: c.row.event },
-            [],
-            c.source?.messageId,
-          );
+          const key = { presentityUri: c.row.presentityUri, event: c.row.event };
+          addRefresh(node, key, [], c.source?.messageId);
+          gate.died(node.id, key, c.source?.event);
         }
       } catch (error) {
         const fault =
@@ -448,7 +450,6 @@ export function createWorker(deps: WorkerDeps) {
       return deletedIds.size;
     }
 
-    const backOff = new NodeBackOff(log);
     await forEachBounded([...refreshes.values()], deps.concurrency ?? 4, async (r) => {
       const facts = await nodeFacts(r.node);
       const outcome = (value: BatchResult["refreshes"][number]["outcome"]) =>
@@ -458,6 +459,7 @@ export function createWorker(deps: WorkerDeps) {
           event: r.key.event,
           outcome: value,
         });
+      if (gate.skips(r, facts)) return void outcome("skipped");
       const attempt = () =>
         backOff.attempt(
           r.node.id,
