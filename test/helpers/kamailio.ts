@@ -63,6 +63,8 @@ export interface KamailioNodeOptions {
   /** Extra -A defines: a string value is quoted, a number is bare, true defines the name. */
   defines?: Record<string, string | number | true>;
   runtime?: KamailioRuntime;
+  /** Shared memory in MB (`-m`); default 64 (about 750 WS connections at ~81 KiB each). */
+  shmMb?: number;
 }
 
 export interface RpcReply {
@@ -275,7 +277,18 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     ...opts.defines,
   };
   // -DD: the creator stays in the foreground (its pid is the main pid), -E: log to stderr
-  const args = ["-f", SHIPPED_CFG, "-P", join(runDir, "kamailio.pid"), "-m", "64", "-M", "8", "-DD", "-E"];
+  const args = [
+    "-f",
+    SHIPPED_CFG,
+    "-P",
+    join(runDir, "kamailio.pid"),
+    "-m",
+    String(opts.shmMb ?? 64),
+    "-M",
+    "8",
+    "-DD",
+    "-E",
+  ];
   args.push(...defineArgs(defines));
   const env = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
