@@ -148,9 +148,11 @@ describe("the node's refresh budget (pipelimit in kwc.cfg)", () => {
       const received = await sqsClient.send(
         new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl, WaitTimeSeconds: 5, MaxNumberOfMessages: 10 }),
       );
+      // From the follow-up queue (the service's own messages are accepted only from there).
       const records = (received.Messages ?? []).map((m) => ({
         messageId: m.MessageId ?? "",
         body: m.Body ?? "",
+        origin: "follow-ups" as const,
       }));
       const result = await worker.run(records);
       expect(result.failedMessageIds).toEqual([]);
