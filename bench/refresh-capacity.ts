@@ -25,6 +25,7 @@ const DEFAULT_REFRESH_RATE = Number(
   )?.[1],
 );
 const SUBS_PER_TAB = 100;
+const WATCHER_IP = "127.0.0.90";
 const run = promisify(execFile);
 
 interface Window {
@@ -45,6 +46,8 @@ interface Window {
   allocationFailures: number;
   /** Peak shm growth per NOTIFY/s sustained (KiB): what a NOTIFY budget costs in shm. */
   shmKibPerNotifyPerSecond: number | undefined;
+  /** Watchers whose WS connection was closed by the end of the window (Kamailio or the client). */
+  watchersLost: number;
   /** Kamailio's most frequent ERROR lines in the window (what the 500s were). */
   topErrors: string[];
 }
@@ -83,7 +86,12 @@ function configOf(node: KamailioNode): NodeConfig {
 async function watchers(node: KamailioNode, presentity: string, count: number): Promise<SipWsClient[]> {
   const clients: SipWsClient[] = [];
   for (let i = 0; i < count; i++) {
-    clients.push(await SipWsClient.connect(node.wsUrl, { user: `w${i}-${presentity.length}` }));
+    // Watchers connect from another loopback address than the RPC calls (127.0.0.1): Linux reuses a
+    // source port towards another destination, and Kamailio's (ip, port) connection alias then
+    // finds the HTTP connection instead of the WebSocket one ("via building failed", 500).
+    clients.push(
+      await SipWsClient.connect(node.wsUrl, { user: `w${i}-${presentity.length}`, localAddress: WATCHER_IP }),
+    );
     const c = clients.at(-1) as SipWsClient;
     const sub = await c.subscribe(presentity, { expires: 3600 });
     if (sub.status !== 200) throw new Error(`SUBSCRIBE answered ${sub.status}`);
@@ -150,6 +158,7 @@ async function measure(
     allocationFailures: allocationFailures(node) - failuresBefore,
     shmKibPerNotifyPerSecond:
       notifies > 0 ? Math.round(((peak - shmBefore) * 1024) / (notifies / seconds)) : undefined,
+    watchersLost: clients.filter((c) => !c.isOpen).length,
     topErrors: topErrors(node.log().slice(logBefore)),
   };
 }
@@ -242,6 +251,7 @@ function report(windows: Window[]): void {
       "shm MB peak": w.shmUsedMbPeak,
       "alloc failures": w.allocationFailures,
       "shm KiB per NOTIFY/s": w.shmKibPerNotifyPerSecond,
+      "watchers lost": w.watchersLost,
     })),
   );
   const at50 = windows.find((w) => w.watchers === 50 && w.budget === "none");
