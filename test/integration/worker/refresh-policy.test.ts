@@ -1,8 +1,10 @@
 // The refresh policy on real Kamailio 5.6.3 (sync mode, PostgreSQL), the dead row first in
 // Kamailio's scan order (checked: refreshWatchers answers 500 with it in place):
-// - a PUBLISH between the death and the delete is a NOTIFY-to-all that stops at the dead row
-//   (CONTROL: the survivors do not get the new state from it); the worker deletes the row and
-//   refreshes (reason untraced-deletion): every survivor ends on the new state.
+// - an operator's refreshWatchers between the death and the delete is a NOTIFY-to-all that stops
+//   at the dead row (CONTROL: 500, the survivors keep the old state); the worker deletes the row
+//   and refreshes (reason untraced-deletion): every survivor ends on the new state. (A PUBLISH is
+//   not used here: its NOTIFY loop does not walk the rows in the order makeNotifiedFirst() sets
+//   for refreshWatchers every time; in 1 run of 3 the survivors got the PUBLISH.)
 // - with no trigger the survivors already hold the current state; on 5.6.3 the refresh is still
 //   sent, because nothing traces presentity deletions yet (reason untraced-deletion; the skip for
 //   5.8.6+/6.x is tested on 6.0.1 in test/integration/v6/core-scenarios.test.ts).
@@ -63,7 +65,7 @@ async function deadFirst(name: string) {
   const closed = (await bed.rx.waitFor(
     (e) => e.type === "connection.closed" && e.peer.port === dead.c.localPort && e.cause === "tcp:closed",
   )) as ConnectionClosed;
-  return { presentity, publisher, survivors, closed };
+  return { presentity, survivors, closed };
 }
 
 const ping = async (survivors: Watch[]) => {
@@ -71,16 +73,19 @@ const ping = async (survivors: Watch[]) => {
 };
 
 describe("refresh policy on 5.6.3 (the sync loop aborts at a dead watcher)", () => {
-  it("a PUBLISH between the death and the delete: survivors starve, the worker's refresh puts them on the new state", async () => {
-    const { presentity, publisher, survivors, closed } = await deadFirst("policy-pub");
-    expect(await publisher.publish(presentity, { body: pidfBody(presentity, "closed", "state-two") })).toBe(
-      200,
+  it("an operator's refreshWatchers between the death and the delete: survivors starve, the worker's refresh puts them on the new state", async () => {
+    const { presentity, survivors, closed } = await deadFirst("policy-op");
+    // The new state where Kamailio reads it (publ_cache=0), then an operator's refresh: a
+    // NOTIFY-to-all that leaves no trace (received_time untouched).
+    await bed.db.query(
+      "UPDATE presentity SET body = convert_to(replace(convert_from(body, 'UTF8'), 'state-one', 'state-two'), 'UTF8') WHERE username = 'policy-op'",
     );
+    expect((await bed.node.rpc("presence.refreshWatchers", [presentity, "presence", 1])).status).toBe(500);
     await ping(survivors);
-    // CONTROL: the PUBLISH's NOTIFY-to-all stopped at the dead row.
+    // CONTROL: the refresh stopped at the dead row; the survivors are still on the old state.
     expect(survivors.map(lastNote)).toEqual(["state-one", "state-one"]);
     const w = workerFor(fleet, api.client, tokens);
-    const result = await w.run([{ messageId: "closed-pub", body: envelopeOf(closed) }]);
+    const result = await w.run([{ messageId: "closed-op", body: envelopeOf(closed) }]);
     expect(result.failedMessageIds).toEqual([]);
     expect(result.deleted).toBe(1);
     expect(result.refreshReasons).toEqual({ "sent:untraced-deletion": 1 });
