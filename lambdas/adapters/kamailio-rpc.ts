@@ -5,7 +5,7 @@
  * Never calls `presence.watcher_list` (it crashes 6.0.1 in DB-only mode).
  */
 import { z } from "zod";
-import { RpcFaultError, RpcTransportError } from "../core/classify.ts";
+import { NodeOverloadedError, RpcFaultError, RpcTransportError } from "../core/classify.ts";
 import type { NodeConfig } from "../core/fleet.ts";
 import type { KamailioClient, NodeStatus, PeerStates, TcpConnection } from "../core/ports.ts";
 
@@ -139,6 +139,8 @@ export class KamailioRpcClient implements KamailioClient {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ jsonrpc: "2.0", method, params, id }),
     });
+    // kwc.cfg's refresh budget (route KWC_REFRESH_BUDGET): the node asks every caller to back off.
+    if (status === 503) throw new NodeOverloadedError(method, node.id);
     const reply = RpcReplySchema.safeParse(body);
     if (!reply.success) {
       if (status === 401 || status === 403)

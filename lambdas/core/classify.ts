@@ -23,13 +23,24 @@ export class RpcFaultError extends Error {
 
 /** The node could not be reached or answered something that is not JSON-RPC (timeout, refused, 502...). */
 export class RpcTransportError extends Error {
-  override readonly name = "RpcTransportError";
+  override readonly name: string = "RpcTransportError";
   constructor(
     readonly method: string,
     detail: string,
     readonly httpStatus?: number,
   ) {
     super(`${method}: ${detail}`);
+  }
+}
+
+/**
+ * The node refused the call over its refresh budget (kwc.cfg route KWC_REFRESH_BUDGET answers 503):
+ * transient, and a signal to send it nothing more for now. Every caller of the node meets there.
+ */
+export class NodeOverloadedError extends RpcTransportError {
+  override readonly name: string = "NodeOverloadedError";
+  constructor(method: string, nodeId: string) {
+    super(method, `node ${nodeId} refused it over its refresh budget (HTTP 503)`, 503);
   }
 }
 
@@ -58,7 +69,8 @@ const TRANSIENT_NETWORK_CODES = new Set([
 ]);
 
 export type Fault =
-  | { kind: "transient"; detail: string }
+  /** overloaded: the node answered 503 over its refresh budget (back off, never drop). */
+  | { kind: "transient"; detail: string; overloaded?: true }
   | { kind: "refresh-fault"; detail: string; meaning: string }
   | { kind: "permanent"; detail: string };
 
@@ -126,6 +138,8 @@ export function classifyRpcError(
   facts: NodeFacts,
   engine: DatabaseEngine,
 ): Fault {
+  if (error instanceof NodeOverloadedError)
+    return { kind: "transient", detail: error.message, overloaded: true };
   if (error instanceof RpcTransportError) return { kind: "transient", detail: error.message };
   if (error instanceof RpcFaultError) {
     if (

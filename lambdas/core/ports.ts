@@ -245,6 +245,12 @@ export type MetricName =
   | "RefreshFailed"
   | "RefreshDegraded"
   | "RefreshDeferred"
+  /** presence.refreshWatchers answered 503 by the node's refresh budget (kwc.cfg). */
+  | "RefreshRefusedByNode"
+  /** not sent: the node refused one earlier in the batch; owed as a follow-up. */
+  | "RefreshBackedOff"
+  /** not sent: no survivor can have starved (lambdas/core/refresh-policy.ts). */
+  | "RefreshSkipped"
   | "TransientFailures"
   | "DlqSent";
 

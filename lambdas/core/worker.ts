@@ -12,8 +12,10 @@
  */
 import { clockOf } from "./clock.ts";
 import { NodeFactsCache } from "./kernel/node-facts.ts";
+import { NodeBackOff } from "./node-back-off.ts";
 import { planBatch } from "./plan.ts";
 import { forEachBounded } from "./pool.ts";
+import { RefreshGate } from "./refresh-gate.ts";
 import { cleanNode } from "./worker/clean-node.ts";
 import type { BatchContext } from "./worker/context.ts";
 import { fanOut } from "./worker/fan-out.ts";
@@ -55,6 +57,8 @@ export function createWorker(deps: WorkerDeps) {
       facts,
       ledger,
       refreshes: new RefreshSet(),
+      gate: new RefreshGate(deps.telemetry, clock.now),
+      backOff: new NodeBackOff(deps.telemetry),
       clock,
       concurrency: deps.concurrency ?? DEFAULT_CONCURRENCY,
       followUps: deps.followUps,
@@ -65,6 +69,7 @@ export function createWorker(deps: WorkerDeps) {
     for (const r of plan.refreshRequests.values()) ctx.refreshes.add(r.node, r.key, r.sources);
     const owed = await refreshAll(ctx); //                                  5.
     await pending.send(owed, ledger); //                                    6.
+    ledger.result.refreshReasons = ctx.gate.reasons;
     return ledger.finish(deps.dlq); //                                      7.
   };
 }

@@ -11,6 +11,9 @@ export function decideRefreshOutcome(
   { askedByEvents, canFollowUp }: { askedByEvents: boolean; canFollowUp: boolean },
 ): RefreshDecision {
   if (!fault) return "ok";
+  // The node refused it over its refresh budget (503): owed later whoever asked, never dropped;
+  // retrying a source record would redo the refreshes it shares with others.
+  if (fault.kind === "transient" && fault.overloaded && canFollowUp) return "follow-up";
   // Asked for by events (presence.changed, refresh.requested): retrying their records redoes it.
   if (fault.kind === "transient" && askedByEvents) return "retry";
   // Owed after deletions: a retry could not redo it (the rows are gone), a follow-up can.

@@ -183,5 +183,6 @@ async function deleteStale(ctx: BatchContext, node: NodeConfig, work: NodeWork):
     ctx.ledger.result.deleted++;
     const key = { presentityUri: d.row.presentityUri, event: d.row.event };
     ctx.refreshes.add(node, key, [], d.source?.messageId);
+    ctx.gate.died(node.id, key, d.source?.event);
   }
 }

@@ -2,7 +2,9 @@
 import type { Clock } from "../clock.ts";
 import type { DatabaseEngine, FleetConfig } from "../fleet.ts";
 import type { NodeFactsCache } from "../kernel/node-facts.ts";
+import type { NodeBackOff } from "../node-back-off.ts";
 import type { FollowUpSink, KamailioClient, WatcherStore } from "../ports.ts";
+import type { RefreshGate } from "../refresh-gate.ts";
 import type { BatchLedger } from "./ledger.ts";
 import type { RefreshSet } from "./refresh-set.ts";
 import type { WorkerDeps } from "./types.ts";
@@ -15,6 +17,10 @@ export interface BatchContext {
   facts: NodeFactsCache;
   ledger: BatchLedger;
   refreshes: RefreshSet;
+  /** Which refreshes owed after deletions are sent (refresh-policy.ts), counted by reason. */
+  gate: RefreshGate;
+  /** Nodes that answered 503 over their refresh budget in this batch. */
+  backOff: NodeBackOff;
   clock: Clock;
   concurrency: number;
   followUps?: FollowUpSink | undefined;

@@ -12,6 +12,7 @@ import { type ChosenRow, deleteGuarded } from "../kernel/delete-guarded.ts";
 import { judgeRow, wsPeerKey } from "../kernel/guard.ts";
 import { livePeers } from "../kernel/liveness.ts";
 import { decideRefreshOutcome } from "../kernel/refresh-outcome.ts";
+import { isOverloaded } from "../node-back-off.ts";
 import { forEachBounded } from "../pool.ts";
 import { type PresentityKey, scopeOf } from "../ports.ts";
 import type { BatchContext } from "./context.ts";
@@ -25,6 +26,8 @@ export interface OwedFollowUp {
 export async function refreshAll(ctx: BatchContext): Promise<OwedFollowUp[]> {
   const owed: OwedFollowUp[] = [];
   await forEachBounded(ctx.refreshes.all(), ctx.concurrency, async (r) => {
+    if (ctx.gate.skips(r, await ctx.facts.facts(r.node)))
+      return ctx.ledger.refreshed(r.node.id, r.key, "skipped");
     const fault = await refreshOnce(ctx, r);
     const decision = decideRefreshOutcome(fault, {
       askedByEvents: r.sources.length > 0,
@@ -48,6 +51,7 @@ export async function refreshAll(ctx: BatchContext): Promise<OwedFollowUp[]> {
           ...where,
           detail: fault?.detail,
         });
+        if (isOverloaded(fault)) return void owed.push(ctx.backOff.followUp(r, ctx.clock.now()));
         owed.push({ event: refreshRequested(r.node.id, r.key, ctx.clock.now()), causes: r.causes });
         return;
       case "failed":
@@ -70,14 +74,12 @@ export async function refreshAll(ctx: BatchContext): Promise<OwedFollowUp[]> {
 
 async function refreshOnce(ctx: BatchContext, r: OwedRefresh): Promise<Fault | undefined> {
   const facts = await ctx.facts.facts(r.node);
-  const attempt = async (): Promise<Fault | undefined> => {
-    try {
-      await ctx.kamailio.refreshWatchers(r.node, r.key.presentityUri, r.key.event);
-      return undefined;
-    } catch (error) {
-      return classifyRpcError(error, "presence.refreshWatchers", facts, ctx.engine);
-    }
-  };
+  const attempt = () =>
+    ctx.backOff.attempt(
+      r.node.id,
+      () => ctx.kamailio.refreshWatchers(r.node, r.key.presentityUri, r.key.event),
+      (error) => classifyRpcError(error, "presence.refreshWatchers", facts, ctx.engine),
+    );
   const fault = await attempt();
   if (fault?.kind !== "refresh-fault" || facts.subsDbMode !== 3) return fault;
   ctx.ledger.log.warn("refresh failed; reconciling the presentity once", {

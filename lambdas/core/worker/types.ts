@@ -47,13 +47,15 @@ export interface WorkerDeps {
   beforeDelete?: (nodeId: string, ids: number[]) => Promise<void>;
 }
 
-export type RefreshOutcomeName = "ok" | "failed" | "degraded" | "retry" | "deferred";
+export type RefreshOutcomeName = "ok" | "failed" | "degraded" | "retry" | "deferred" | "skipped";
 
 export interface BatchResult {
   failedMessageIds: string[];
   deleted: number;
   guardKeeps: number;
   refreshes: { node: string; presentityUri: string; event: string; outcome: RefreshOutcomeName }[];
+  /** Refreshes owed after deletions by verdict and reason (refresh-policy.ts), e.g. "skipped:version-continues". */
+  refreshReasons?: Record<string, number>;
   /** refresh.requested follow-ups sent to the events queue in this batch. */
   followUps: RefreshRequested[];
   dlq: DlqItem[];

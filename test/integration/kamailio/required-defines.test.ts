@@ -40,6 +40,7 @@ writeFileSync(
       "rtimer",
       "http_client",
       "tcpops",
+      "pipelimit",
     ].map((m) => `loadmodule "${m}.so"`),
     `include_file "${KWC_CFG}"`,
     "request_route { exit; }",

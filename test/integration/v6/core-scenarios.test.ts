@@ -42,6 +42,11 @@ interface VersionExpectations {
   refreshWithDeadFirst: { status: number; survivorNotifies: number };
   /** what docs/worker.md says a refresh 500 means on this version (sync mode) */
   refreshFaultMeaning: RegExp;
+  /**
+   * The worker's refresh after deleting a dead row (lambdas/core/refresh-policy.ts): sent where
+   * the sync loop aborts (nothing traces a trigger), skipped where it continues (nobody starved).
+   */
+  afterDelete: { outcome: "ok" | "skipped"; reason: string; survivorNotifies: number };
 }
 
 /** Whether two paths name the same directory (device and inode). */
@@ -57,6 +62,7 @@ const VERSIONS: { version: string; runtime: () => KamailioRuntime; expect: Versi
     expect: {
       conidInTcpEvents: false,
       refreshWithDeadFirst: { status: 500, survivorNotifies: 0 },
+      afterDelete: { outcome: "ok", reason: "sent:untraced-deletion", survivorNotifies: 1 },
       refreshFaultMeaning:
         /GH #4118 not fixed\): a NOTIFY send failed and the watchers after it were skipped/,
     },
@@ -67,6 +73,7 @@ const VERSIONS: { version: string; runtime: () => KamailioRuntime; expect: Versi
     expect: {
       conidInTcpEvents: true,
       refreshWithDeadFirst: { status: 200, survivorNotifies: 1 },
+      afterDelete: { outcome: "skipped", reason: "skipped:version-continues", survivorNotifies: 0 },
       refreshFaultMeaning: /GH #4118 fixed\): no NOTIFY went out for this presentity/,
     },
   },
@@ -206,11 +213,21 @@ describe.each(VERSIONS)(
       expect(await rowsOf(s1.sub)).toHaveLength(1);
       expect(await rowsOf(s2.sub)).toHaveLength(1);
       expect(result.refreshes).toEqual([
-        { node: bed.node.nodeId, presentityUri: presentity, event: "presence", outcome: "ok" },
+        {
+          node: bed.node.nodeId,
+          presentityUri: presentity,
+          event: "presence",
+          outcome: v.afterDelete.outcome,
+        },
       ]);
+      expect(result.refreshReasons).toEqual({ [v.afterDelete.reason]: 1 });
       await s1.c.ping();
       await s2.c.ping();
-      expect([s1, s2].map((s, i) => s.c.notifiesFor(s.sub).length - (before[i] ?? 0))).toEqual([1, 1]);
+      const n = v.afterDelete.survivorNotifies;
+      expect([s1, s2].map((s, i) => s.c.notifiesFor(s.sub).length - (before[i] ?? 0))).toEqual([n, n]);
+      // Either way every survivor holds the current state: from the worker's refresh (5.6.3), or
+      // already from the refresh whose loop went on past the dead row (6.0.1).
+      for (const s of [s1, s2]) expect(s.c.notifiesFor(s.sub).at(-1)?.body).toContain("<basic>open</basic>");
       expect(w.tel.audits).toEqual([
         expect.objectContaining({
           action: "watcher.deleted",
