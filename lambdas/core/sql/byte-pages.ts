@@ -19,7 +19,7 @@ import {
 import { peerKeyClause } from "./peer-index.ts";
 
 /** Integer columns of WATCHER_COLUMNS (a `{"longValue":…}` field of fixed width). */
-const INTEGER_COLUMNS = new Set(["id", "expires"]);
+const INTEGER_COLUMNS = new Set(["id", "expires", "version"]);
 /** `{"stringValue":""},` is 19 bytes, `{"longValue":-9223372036854775808},` 36: 40 covers any field. */
 const FIELD_BYTES = 40;
 /** `[` `]` `,` around a record, and the trailing count column. */
