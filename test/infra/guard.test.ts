@@ -11,14 +11,8 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../infra/context.ts";
-import { KamailioWatcherCleanupStack } from "../../infra/stack.ts";
-import {
-  guardedApp,
-  IMPORTED_CLUSTER_ARN,
-  IMPORTED_SECRET_ARN,
-  IMPORTED_VPC,
-  synthPolicyViolations,
-} from "./synth.ts";
+import { KamailioWatcherCleanupStack, type KamailioWatcherCleanupStackProps } from "../../infra/stack.ts";
+import { guardedApp, POLICY_VARIANTS, synthPolicyViolations } from "./synth.ts";
 
 const fixture = fileURLToPath(new URL("./fixtures/handler.ts", import.meta.url));
 const handlerEntries = {
@@ -29,25 +23,9 @@ const handlerEntries = {
 };
 
 describe("cfn-guard Control Tower rules: every finding fixed or acknowledged with a reason", () => {
-  it.each([
-    ["default (new VPC, Aurora PostgreSQL, HTTP API)", {}],
-    ["Aurora MySQL", { database: { mode: "create" as const, engine: "mysql" as const } }],
-    [
-      "import mode",
-      {
-        database: {
-          mode: "import" as const,
-          engine: "postgres" as const,
-          clusterArn: IMPORTED_CLUSTER_ARN,
-          secretArn: IMPORTED_SECRET_ARN,
-        },
-        network: { importVpc: IMPORTED_VPC },
-      },
-    ],
-    [
-      "private REST ingest, alarm e-mail",
-      { ingest: { kind: "private-rest-api" as const }, monitoring: { alarmEmail: "ops@example.com" } },
-    ],
+  it.each<[string, KamailioWatcherCleanupStackProps]>([
+    ...POLICY_VARIANTS,
+    ["alarms without the topic (operator-wired actions)", { monitoring: { alarmTopic: false } }],
   ])("%s", (_name, props) => {
     const app = guardedApp();
     new KamailioWatcherCleanupStack(app, "Kwc", { ...props, handlerEntries });

@@ -1,32 +1,10 @@
 import { describe, expect, it } from "vitest";
-import {
-  buildStack,
-  IMPORTED_CLUSTER_ARN,
-  IMPORTED_SECRET_ARN,
-  IMPORTED_VPC,
-  unacknowledgedNagFindings,
-} from "./synth.ts";
+import type { KamailioWatcherCleanupStackProps } from "../../infra/stack.ts";
+import { buildStack, POLICY_VARIANTS, unacknowledgedNagFindings } from "./synth.ts";
 
 describe("cdk-nag AwsSolutions: every finding is fixed or acknowledged in code with a reason", () => {
-  it.each([
-    ["default (new VPC, Aurora PostgreSQL, HTTP API)", {}],
-    ["Aurora MySQL", { database: { mode: "create" as const, engine: "mysql" as const } }],
-    [
-      "import mode",
-      {
-        database: {
-          mode: "import" as const,
-          engine: "postgres" as const,
-          clusterArn: IMPORTED_CLUSTER_ARN,
-          secretArn: IMPORTED_SECRET_ARN,
-        },
-        network: { importVpc: IMPORTED_VPC },
-      },
-    ],
-    [
-      "private REST ingest with an alarm topic",
-      { ingest: { kind: "private-rest-api" as const }, monitoring: { alarmTopic: true } },
-    ],
+  it.each<[string, KamailioWatcherCleanupStackProps]>([
+    ...POLICY_VARIANTS,
     ["account and region set", { env: { account: "123456789012", region: "eu-west-1" } }],
   ])("%s", (_name, props) => {
     const { stack } = buildStack(props);

@@ -113,3 +113,28 @@ export function problemsOf(build: () => unknown): readonly string[] {
   }
   throw new Error("expected the stack to refuse its props");
 }
+
+/**
+ * The stack variants every policy check (cdk-nag, cfn-guard) runs over: the defaults, each
+ * database mode and engine, and the private REST ingest with an alarm e-mail.
+ */
+export const POLICY_VARIANTS: [string, KamailioWatcherCleanupStackProps][] = [
+  ["default (new VPC, Aurora PostgreSQL, HTTP API)", {}],
+  ["Aurora MySQL", { database: { mode: "create", engine: "mysql" } }],
+  [
+    "import mode",
+    {
+      database: {
+        mode: "import",
+        engine: "postgres",
+        clusterArn: IMPORTED_CLUSTER_ARN,
+        secretArn: IMPORTED_SECRET_ARN,
+      },
+      network: { importVpc: IMPORTED_VPC },
+    },
+  ],
+  [
+    "private REST ingest with an alarm topic and e-mail",
+    { ingest: { kind: "private-rest-api" }, monitoring: { alarmTopic: true, alarmEmail: "ops@example.com" } },
+  ],
+];
