@@ -5,11 +5,11 @@
 // tabs of 100 subscriptions each (one close event per SQS message, the worst case: a lone close
 // is posted alone), with a Kamailio stand-in that counts calls and reports 5.6.3 or 6.0.1.
 // Unit prices are printed next to their source. Run: npm run bench:cost-model.
-import { DataApiWatcherStore } from "../lambdas/adapters/data-api-store.ts";
-import { memoryTelemetry } from "../lambdas/adapters/telemetry.ts";
-import type { FleetConfig, NodeConfig } from "../lambdas/core/fleet.ts";
-import type { KamailioClient } from "../lambdas/core/ports.ts";
-import { createWorker } from "../lambdas/core/worker.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import type { KamailioClient } from "#core/ports.ts";
+import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";

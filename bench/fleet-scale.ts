@@ -10,20 +10,14 @@
 // is its DB work. Prints a table and, last, one JSON document.
 //   npm run bench:fleet-scale -- [--engines postgres,mysql] [--sizes 100000,500000] [--runs 3] [--no-baseline] [--indexed-only]
 import { parseArgs } from "node:util";
-import { DataApiWatcherStore } from "../lambdas/adapters/data-api-store.ts";
-import { dataApiPeerIndexPort } from "../lambdas/adapters/peer-index.ts";
-import { memoryTelemetry } from "../lambdas/adapters/telemetry.ts";
-import type { FleetConfig, NodeConfig } from "../lambdas/core/fleet.ts";
-import { migratePeerIndex, unmigratePeerIndex } from "../lambdas/core/peer-index-migration.ts";
-import type {
-  KamailioClient,
-  NodeScope,
-  WatcherCriteria,
-  WatcherRow,
-  WatcherStore,
-} from "../lambdas/core/ports.ts";
-import { selectCandidatesStatement } from "../lambdas/core/watcher-sql.ts";
-import { createWorker } from "../lambdas/core/worker.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import { migratePeerIndex, unmigratePeerIndex } from "#core/peer-index-migration.ts";
+import type { KamailioClient, NodeScope, WatcherCriteria, WatcherRow, WatcherStore } from "#core/ports.ts";
+import { selectCandidatesStatement } from "#core/watcher-sql.ts";
+import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { BLF_SOCKET, blfPeer, fillBlf } from "../test/helpers/blf.ts";

@@ -11,10 +11,10 @@
 //   npm run bench:liveness -- [--connections 1000,5000] [--calls 9]
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
-import { KamailioRpcClient } from "../lambdas/adapters/kamailio-rpc.ts";
-import type { NodeConfig } from "../lambdas/core/fleet.ts";
-import { peerKey } from "../lambdas/core/peer.ts";
-import { livePeersAmong } from "../lambdas/core/peer-liveness.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import type { NodeConfig } from "#core/fleet.ts";
+import { peerKey } from "#core/peer.ts";
+import { livePeersAmong } from "#core/peer-liveness.ts";
 import { createTestDb } from "../test/helpers/db.ts";
 import { startKamailio } from "../test/helpers/kamailio.ts";
 

@@ -48,7 +48,7 @@ if (values.trace) process.env.KWC_TRACE = "1";
 
 const pg = (await import("pg")).default;
 const { WORKER_EVENT_SOURCE } = await import("../infra/event-source-settings.ts");
-const { INGEST_NODE_ATTRIBUTE } = await import("../lambdas/core/ingest-identity.ts");
+const { INGEST_NODE_ATTRIBUTE } = await import("#core/ingest-identity.ts");
 const { toRecord } = await import("../local/poller.ts");
 const { LOCAL_REGION } = await import("../local/sqs.ts");
 const { startLocalStack } = await import("../local/stack.ts");

@@ -15,11 +15,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { DataApiReconcileStore } from "../lambdas/adapters/reconcile-store.ts";
-import { CleanupRequestSchema } from "../lambdas/core/cleanup-request.ts";
-import type { NodeConfig } from "../lambdas/core/fleet.ts";
-import type { KamailioClient } from "../lambdas/core/ports.ts";
-import { runCleanup, type SweepHooks } from "../lambdas/core/reconcile-sweep.ts";
+import { DataApiReconcileStore } from "#adapters/reconcile-store.ts";
+import { CleanupRequestSchema } from "#core/cleanup-request.ts";
+import type { NodeConfig } from "#core/fleet.ts";
+import type { KamailioClient } from "#core/ports.ts";
+import { runCleanup, type SweepHooks } from "#core/reconcile-sweep.ts";
 import type { DataApiTarget } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import type { Engine } from "../test/helpers/db.ts";

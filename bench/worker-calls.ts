@@ -1,10 +1,10 @@
 import WebSocket from "ws";
-import { DataApiWatcherStore } from "../lambdas/adapters/data-api-store.ts";
-import { KamailioRpcClient } from "../lambdas/adapters/kamailio-rpc.ts";
-import { memoryTelemetry } from "../lambdas/adapters/telemetry.ts";
-import type { FleetConfig, NodeConfig } from "../lambdas/core/fleet.ts";
-import type { KamailioClient, TcpConnection } from "../lambdas/core/ports.ts";
-import { createWorker } from "../lambdas/core/worker.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import type { KamailioClient, TcpConnection } from "#core/ports.ts";
+import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";

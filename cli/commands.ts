@@ -8,8 +8,8 @@
  * run differs from every existing kind, add the kind to `Command` below and its runner to RUNNERS
  * in cli/main.ts: tsc refuses a Command kind without a runner.
  */
-import { type CleanupRequest, CleanupRequestSchema } from "../lambdas/core/cleanup-request.ts";
-import { formatIssues } from "../lambdas/core/parse.ts";
+import { type CleanupRequest, CleanupRequestSchema } from "#core/cleanup-request.ts";
+import { formatIssues } from "#core/parse.ts";
 
 export class UsageError extends Error {
   override name = "UsageError";

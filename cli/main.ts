@@ -6,18 +6,13 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { createNodeTableStatements } from "../lambdas/adapters/reconcile-store.ts";
-import type { CleanupReport, CleanupRequest } from "../lambdas/core/cleanup-request.ts";
-import { checkNodes } from "../lambdas/core/reconcile-check.ts";
-import { RequestError } from "../lambdas/core/reconcile-sweep.ts";
-import { awsClientConfig, fleetRuntime } from "../lambdas/handlers/compose.ts";
-import { EnvError, KwcEnvSchema, parseEnv } from "../lambdas/handlers/env.ts";
-import {
-  type CleanupResponse,
-  type FleetRuntime,
-  runRequest,
-  sweepPorts,
-} from "../lambdas/handlers/functions.ts";
+import { createNodeTableStatements } from "#adapters/reconcile-store.ts";
+import type { CleanupReport, CleanupRequest } from "#core/cleanup-request.ts";
+import { checkNodes } from "#core/reconcile-check.ts";
+import { RequestError } from "#core/reconcile-sweep.ts";
+import { awsClientConfig, fleetRuntime } from "#handlers/compose.ts";
+import { EnvError, KwcEnvSchema, parseEnv } from "#handlers/env.ts";
+import { type CleanupResponse, type FleetRuntime, runRequest, sweepPorts } from "#handlers/functions.ts";
 import { describeTarget, resolveDbTarget } from "../local/database.ts";
 import { checkDbPrivileges, renderDbCheck } from "../local/db-check.ts";
 import { type Command, EXIT, type GlobalOptions, helpFor, parseCommandLine, UsageError } from "./args.ts";

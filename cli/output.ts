@@ -1,5 +1,5 @@
 /** `kwc` output: readable tables by default, the report as JSON with --json, a progress bar on stderr. */
-import { type CleanupReport, staleCount } from "../lambdas/core/cleanup-request.ts";
+import { type CleanupReport, staleCount } from "#core/cleanup-request.ts";
 import { EXIT } from "./args.ts";
 
 /** Plain text table, columns padded to their widest cell (cells cut at `maxWidth`). */

@@ -4,28 +4,19 @@
  * of the table runs presence in notifier mode (the build would stall its NOTIFYs) unless
  * --allow-stall; --dry-run prints the SQL a DBA can run instead.
  */
-import { DataApiExecutor } from "../lambdas/adapters/data-api-store.ts";
-import { dataApiPeerIndexPort, readPeerIndexState } from "../lambdas/adapters/peer-index.ts";
-import {
-  type DatabaseConfig,
-  factsFromConfig,
-  type NodeConfig,
-  type NodeFacts,
-} from "../lambdas/core/fleet.ts";
+import { DataApiExecutor } from "#adapters/data-api-store.ts";
+import { dataApiPeerIndexPort, readPeerIndexState } from "#adapters/peer-index.ts";
+import { type DatabaseConfig, factsFromConfig, type NodeConfig, type NodeFacts } from "#core/fleet.ts";
 import {
   type MigrationResult,
   migratePeerIndex,
   stallReasons,
   unmigratePeerIndex,
-} from "../lambdas/core/peer-index-migration.ts";
-import { factsFromStatus } from "../lambdas/core/ports.ts";
-import {
-  migrateStatements,
-  type PeerIndexState,
-  unmigrateStatements,
-} from "../lambdas/core/sql/peer-index.ts";
-import { dialectFor } from "../lambdas/core/sql.ts";
-import type { FleetRuntime } from "../lambdas/handlers/functions.ts";
+} from "#core/peer-index-migration.ts";
+import { factsFromStatus } from "#core/ports.ts";
+import { migrateStatements, type PeerIndexState, unmigrateStatements } from "#core/sql/peer-index.ts";
+import { dialectFor } from "#core/sql.ts";
+import type { FleetRuntime } from "#handlers/functions.ts";
 import { EXIT, UsageError } from "./args.ts";
 
 export interface PeerIndexCommand {

@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import type { DatabaseEngine } from "../lambdas/core/fleet.ts";
-import { contactStyleWarnings, type ReportedFacts, startRefusals } from "../lambdas/core/start-gate.ts";
+import type { DatabaseEngine } from "#core/fleet.ts";
+import { contactStyleWarnings, type ReportedFacts, startRefusals } from "#core/start-gate.ts";
 import { connectLocalDb, type DbConnectionSettings, type Engine } from "./db.ts";
 
 export const INGEST_KEY_FILE = "ingest-key";

@@ -21,8 +21,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { createIngestKeyChecker, INGEST_KEY_HEADER, type IngestKeys } from "../lambdas/core/ingest-auth.ts";
-import { INGEST_NODE_ATTRIBUTE } from "../lambdas/core/ingest-identity.ts";
+import { createIngestKeyChecker, INGEST_KEY_HEADER, type IngestKeys } from "#core/ingest-auth.ts";
+import { INGEST_NODE_ATTRIBUTE } from "#core/ingest-identity.ts";
 import { mark } from "./trace.ts";
 
 export interface IngestOptions {

@@ -14,15 +14,11 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SQSEvent } from "aws-lambda";
+import { parseMessage } from "#core/parse.ts";
+import type { Telemetry } from "#core/ports.ts";
+import { cleanupHandlerFromEnv, reconcilerHandlerFromEnv, workerHandlerFromEnv } from "#handlers/compose.ts";
+import { CleanupEnvSchema, parseEnv, ReconcilerEnvSchema, WorkerEnvSchema } from "#handlers/env.ts";
 import { visibilityTimeoutSeconds, WORKER_EVENT_SOURCE } from "../infra/event-source-settings.ts";
-import { parseMessage } from "../lambdas/core/parse.ts";
-import type { Telemetry } from "../lambdas/core/ports.ts";
-import {
-  cleanupHandlerFromEnv,
-  reconcilerHandlerFromEnv,
-  workerHandlerFromEnv,
-} from "../lambdas/handlers/compose.ts";
-import { CleanupEnvSchema, parseEnv, ReconcilerEnvSchema, WorkerEnvSchema } from "../lambdas/handlers/env.ts";
 import { type FaultInjector, startDataApiServer } from "./dataapi/server.ts";
 import {
   connectLocalDb,

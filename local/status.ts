@@ -3,7 +3,7 @@
  * (summed from stdout by local/stack.ts: the handler exposes no other metrics sink), by their
  * exact names (lambdas/core/ports.ts MetricName); the reconciler's come from its reports.
  */
-import type { MetricName } from "../lambdas/core/ports.ts";
+import type { MetricName } from "#core/ports.ts";
 import type { LocalStack } from "./stack.ts";
 
 const metric = (stack: LocalStack, name: MetricName) => stack.counters.metrics[name] ?? 0;

@@ -2,7 +2,7 @@
 // so producers other than our cfg can validate what they POST. `npm run schema`.
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { eventContractJsonSchema } from "../lambdas/core/json-schema.ts";
+import { eventContractJsonSchema } from "#core/json-schema.ts";
 
 const target = fileURLToPath(new URL("../docs/event-contract.schema.json", import.meta.url));
 writeFileSync(target, `${JSON.stringify(eventContractJsonSchema(), null, 2)}\n`);

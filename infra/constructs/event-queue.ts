@@ -1,7 +1,7 @@
 import { Duration } from "aws-cdk-lib";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { ENVELOPE_MAX_BYTES } from "../../lambdas/core/contract.ts";
+import { ENVELOPE_MAX_BYTES } from "#core/contract.ts";
 import { VISIBILITY_TO_TIMEOUT_FACTOR, visibilityTimeoutSeconds } from "../event-source-settings.ts";
 import { isWholeNumberIn, ProblemList } from "./validation.ts";
 

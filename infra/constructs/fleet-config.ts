@@ -5,7 +5,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import { Construct } from "constructs";
 import type { z } from "zod";
-import { DEFAULT_NOTIFY_FAILURE_CODES, NodeConfigSchema, secretRefNames } from "../../lambdas/core/fleet.ts";
+import { DEFAULT_NOTIFY_FAILURE_CODES, NodeConfigSchema, secretRefNames } from "#core/fleet.ts";
 import { acknowledge } from "./acknowledge.ts";
 import type { DatabaseEngine } from "./database.ts";
 import { ProblemList } from "./validation.ts";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CleanupResponse } from "../../lambdas/handlers/functions.ts";
+import type { CleanupResponse } from "#handlers/functions.ts";
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from "../../local/sqs.ts";
 import { CLEANUP_FUNCTION_NAME, type LocalStack } from "../../local/stack.ts";
 import type { TestDb } from "../helpers/db.ts";

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IDENTITY_AUDIT_MESSAGE } from "../../lambdas/core/ingest-identity.ts";
+import { IDENTITY_AUDIT_MESSAGE } from "#core/ingest-identity.ts";
 import type { LocalStack } from "../../local/stack.ts";
 import { SipWsClient } from "../helpers/sip-ws-client.ts";
 import { waitUntil } from "../helpers/wait.ts";

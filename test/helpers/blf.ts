@@ -2,7 +2,7 @@
 // phone (one WebSocket peer) watches `keysPerPeer` presentities, so peer i owns rows
 // [i * keysPerPeer, (i + 1) * keysPerPeer). Even peers are nated contacts, odd ones alias contacts.
 // Filled inside the database (generate_series / MariaDB's sequence tables): no row crosses the wire.
-import type { Peer } from "../../lambdas/core/peer.ts";
+import type { Peer } from "#core/peer.ts";
 import { assertTableName, type TestDb } from "./db.ts";
 
 export const BLF_SOCKET = "tcp:127.0.0.2:5080";

@@ -3,7 +3,7 @@
 // form the store asks for (any case, brackets or not in an alias, port zeros), and contacts that
 // name no WebSocket peer (UDP/TCP, hostnames, no port, wrong alias protocol).
 import fc from "fast-check";
-import { ipv6TextForms } from "../../lambdas/core/peer.ts";
+import { ipv6TextForms } from "#core/peer.ts";
 
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join("."));
 const v6 = fc

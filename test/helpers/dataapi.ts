@@ -2,7 +2,7 @@
 // them: the real RDSDataClient pointed at the server, a server target for a test database, and the
 // fleet config's `database` block for it.
 import { RDSDataClient } from "@aws-sdk/client-rds-data";
-import type { DatabaseConfig } from "../../lambdas/core/fleet.ts";
+import type { DatabaseConfig } from "#core/fleet.ts";
 import { LOCAL_SECRET_ARN, localResourceArn, localTarget } from "../../local/dataapi/config.ts";
 import type { DataApiTarget } from "../../local/dataapi/server.ts";
 import type { TestDb } from "./db.ts";

@@ -1,7 +1,7 @@
 // The one fake of each port the kernel's use cases share (Kamailio) and the one node/fleet
 // builder: worker, sweep and gate tests build their nodes and fleets here.
-import type { FleetConfig, NodeConfig } from "../../lambdas/core/fleet.ts";
-import type { KamailioClient, NodeStatus, TcpConnection } from "../../lambdas/core/ports.ts";
+import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import type { KamailioClient, NodeStatus, TcpConnection } from "#core/ports.ts";
 
 /** The boot id every fake node reports unless a test sets another. */
 export const BOOT = "1795621085-9f3a61c2";

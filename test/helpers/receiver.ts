@@ -3,8 +3,8 @@
 // 2xx = accepted. Everything accepted is parsed with the contract's parseMessage().
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { KamailioEvent } from "../../lambdas/core/contract.ts";
-import { parseMessage, type Rejection } from "../../lambdas/core/parse.ts";
+import type { KamailioEvent } from "#core/contract.ts";
+import { parseMessage, type Rejection } from "#core/parse.ts";
 import { randomId, waitForItem } from "./wait.ts";
 
 export interface ReceivedRequest {

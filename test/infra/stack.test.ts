@@ -1,9 +1,9 @@
 import { Duration } from "aws-cdk-lib";
 import { Match } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ENVELOPE_MAX_BYTES } from "#core/contract.ts";
 import { visibilityTimeoutSeconds, WORKER_EVENT_SOURCE } from "../../infra/event-source-settings.ts";
 import type { KamailioWatcherCleanupStack } from "../../infra/stack.ts";
-import { ENVELOPE_MAX_BYTES } from "../../lambdas/core/contract.ts";
 import {
   actionsOf,
   allPolicyStatements,

@@ -6,7 +6,7 @@ import {
   type IngestKeys,
   keysMatch,
   parseIngestKeys,
-} from "../../lambdas/core/ingest-auth.ts";
+} from "#core/ingest-auth.ts";
 
 const KEY_A = "k3y-0f-node-a-48-chars-xxxxxxxxxxxxxxxxxxxxxxxxx";
 const KEY_B = "k3y-0f-node-b-48-chars-yyyyyyyyyyyyyyyyyyyyyyyyy";

@@ -1,8 +1,8 @@
 // The contract's rejection reasons name the field path, what was expected and what was received;
 // valid events (hostile-but-legal strings included) pass; one bad event never sinks the others.
 import { describe, expect, it } from "vitest";
-import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "../../lambdas/core/contract.ts";
-import { parseEvent, parseMessage } from "../../lambdas/core/parse.ts";
+import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
+import { parseEvent, parseMessage } from "#core/parse.ts";
 
 const closed = {
   type: "connection.closed",

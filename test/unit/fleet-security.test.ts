@@ -2,7 +2,7 @@
 // (plain http only on loopback/private hosts), table names that are not plain identifiers, a
 // tokenSecret that is a literal value instead of a reference, or that names the database secret.
 import { describe, expect, it } from "vitest";
-import { parseFleetConfig, secretRefNames } from "../../lambdas/core/fleet.ts";
+import { parseFleetConfig, secretRefNames } from "#core/fleet.ts";
 import { fleetOf, nodeConfig } from "./worker/fakes.ts";
 
 const DB_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kwc-runtime-AbC123";

@@ -8,8 +8,8 @@ import {
   IDENTITY_AUDIT_MESSAGE,
   INGEST_NODE_ATTRIBUTE,
   ingestNodeOf,
-} from "../../lambdas/core/ingest-identity.ts";
-import { createWorkerHandler } from "../../lambdas/handlers/functions.ts";
+} from "#core/ingest-identity.ts";
+import { createWorkerHandler } from "#handlers/functions.ts";
 import { changed, closed, envelope, watcherRow, workerBed } from "./worker/fakes.ts";
 
 describe("checkIngestIdentity", () => {

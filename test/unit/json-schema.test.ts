@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { eventContractJsonSchema } from "../../lambdas/core/json-schema.ts";
+import { eventContractJsonSchema } from "#core/json-schema.ts";
 
 describe("generated JSON Schema of the event contract", () => {
   it("is current with the zod contract (run `npm run schema` after changing it)", () => {

@@ -5,8 +5,8 @@ import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SqsDeadLetterSink } from "../../lambdas/adapters/sqs-dlq.ts";
-import { MAX_EVENT_DEPTH, parseMessage, sqsSafeText, valueDepth } from "../../lambdas/core/parse.ts";
+import { SqsDeadLetterSink } from "#adapters/sqs-dlq.ts";
+import { MAX_EVENT_DEPTH, parseMessage, sqsSafeText, valueDepth } from "#core/parse.ts";
 
 /** What SQS accepts in a message (its documented character set). */
 const SQS_TEXT = /^(?:[\t\n\r\u0020-\uD7FF\uE000-\uFFFD]|[\uD800-\uDBFF][\uDC00-\uDFFF])*$/;

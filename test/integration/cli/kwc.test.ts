@@ -6,7 +6,7 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCleanupHandler } from "../../../lambdas/handlers/functions.ts";
+import { createCleanupHandler } from "#handlers/functions.ts";
 import { type InvokeServer, startInvokeServer } from "../../../local/invoke.ts";
 import { type Bed, callIdsIn, killAndWaitGone, startBed, watcher } from "../reconcile/setup.ts";
 

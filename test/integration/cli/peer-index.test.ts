@@ -4,9 +4,9 @@
 // migrate refuse unless --allow-stall.
 import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrateStatements, peerIndexName } from "#core/sql/peer-index.ts";
+import { dialectFor } from "#core/sql.ts";
 import { main } from "../../../cli/main.ts";
-import { migrateStatements, peerIndexName } from "../../../lambdas/core/sql/peer-index.ts";
-import { dialectFor } from "../../../lambdas/core/sql.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";

@@ -2,7 +2,7 @@
 // by the shipped cfg and valid under the event contract (5.6.3: tcpops events for FIN/RST/close,
 // only the keepalive's websocket:closed for a silent peer).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ConnectionClosed, KamailioEvent } from "../../../lambdas/core/contract.ts";
+import type { ConnectionClosed, KamailioEvent } from "#core/contract.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import type { EventReceiver } from "../../helpers/receiver.ts";

@@ -2,8 +2,8 @@
 // hostile-but-legal Call-IDs and tags come out as valid JSON, a PUBLISH produces presence.changed,
 // and a failed POST is re-queued until the ingest answers again.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KamailioEvent, NotifyFailed, PresenceChanged } from "../../../lambdas/core/contract.ts";
-import { parseMessage } from "../../../lambdas/core/parse.ts";
+import type { KamailioEvent, NotifyFailed, PresenceChanged } from "#core/contract.ts";
+import { parseMessage } from "#core/parse.ts";
 import type { TestDb } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";

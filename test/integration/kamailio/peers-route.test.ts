@@ -3,10 +3,10 @@
 // list), behind the same token as /RPC; and core/peer-liveness.ts trusts "live", confirms every
 // "notFound" with core.tcp_list, and falls back to core.tcp_list where the route is missing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import type { NodeConfig } from "../../../lambdas/core/fleet.ts";
-import { peerKey } from "../../../lambdas/core/peer.ts";
-import { livePeersAmong } from "../../../lambdas/core/peer-liveness.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import type { NodeConfig } from "#core/fleet.ts";
+import { peerKey } from "#core/peer.ts";
+import { livePeersAmong } from "#core/peer-liveness.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";

@@ -3,7 +3,7 @@
 // only the methods the service calls are dispatched; everything else is 403, even with the token.
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BootIdSchema } from "../../../lambdas/core/contract.ts";
+import { BootIdSchema } from "#core/contract.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
 import { httpRequest, type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 

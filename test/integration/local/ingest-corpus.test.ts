@@ -7,8 +7,8 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "../../../lambdas/core/contract.ts";
-import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
+import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
+import { createWorkerHandler } from "#handlers/functions.ts";
 import { type IngestServer, nodeAttributeBytes, startIngestServer } from "../../../local/ingest.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 import {

@@ -6,9 +6,9 @@
 // held for as long, stalls the same traffic past the bound, so the measurement can see a stall.
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataApiExecutor } from "../../../lambdas/adapters/data-api-store.ts";
-import { dataApiPeerIndexPort } from "../../../lambdas/adapters/peer-index.ts";
-import { migratePeerIndex } from "../../../lambdas/core/peer-index-migration.ts";
+import { DataApiExecutor } from "#adapters/data-api-store.ts";
+import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
+import { migratePeerIndex } from "#core/peer-index-migration.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { fillBlf } from "../../helpers/blf.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";

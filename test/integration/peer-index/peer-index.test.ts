@@ -6,22 +6,22 @@
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
-import { dataApiPeerIndexPort } from "../../../lambdas/adapters/peer-index.ts";
-import { peerKey } from "../../../lambdas/core/peer.ts";
-import { migratePeerIndex, unmigratePeerIndex } from "../../../lambdas/core/peer-index-migration.ts";
-import type { NodeScope } from "../../../lambdas/core/ports.ts";
-import { contactPeer } from "../../../lambdas/core/reconcile.ts";
-import { candidatePageStatement } from "../../../lambdas/core/sql/byte-pages.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
+import { peerKey } from "#core/peer.ts";
+import { migratePeerIndex, unmigratePeerIndex } from "#core/peer-index-migration.ts";
+import type { NodeScope } from "#core/ports.ts";
+import { contactPeer } from "#core/reconcile.ts";
+import { candidatePageStatement } from "#core/sql/byte-pages.ts";
 import {
   migrateStatements,
   PEER_KEY_COLUMN,
   peerIndexName,
   peerKeyExpression,
   peerKeyForms,
-} from "../../../lambdas/core/sql/peer-index.ts";
-import { dialectFor } from "../../../lambdas/core/sql.ts";
-import type { Statement } from "../../../lambdas/core/watcher-sql.ts";
+} from "#core/sql/peer-index.ts";
+import { dialectFor } from "#core/sql.ts";
+import type { Statement } from "#core/watcher-sql.ts";
 import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { BLF_SOCKET, blfPeer, fillBlf } from "../../helpers/blf.ts";

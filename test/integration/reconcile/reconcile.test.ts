@@ -5,9 +5,9 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import { createCleanupHandler, runRequest } from "../../../lambdas/handlers/functions.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import { type CleanupRequestInput, CleanupRequestSchema } from "#core/cleanup-request.ts";
+import { createCleanupHandler, runRequest } from "#handlers/functions.ts";
 import type { Engine } from "../../helpers/db.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";

@@ -3,9 +3,9 @@
 // wired to them exactly as the Lambdas and `kwc` wire it (real RDSDataClient, real JSON-RPC client).
 import { writeFileSync } from "node:fs";
 import pg from "pg";
-import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import { type FleetConfig, parseFleetConfig } from "../../../lambdas/core/fleet.ts";
-import type { FleetRuntime } from "../../../lambdas/handlers/functions.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import { type FleetConfig, parseFleetConfig } from "#core/fleet.ts";
+import type { FleetRuntime } from "#handlers/functions.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
 import { createTestDb, DB_HOST, type Engine, PG_PORT, type TestDb } from "../../helpers/db.ts";

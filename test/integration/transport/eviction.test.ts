@@ -4,7 +4,7 @@
 // the number of events lost, exactly the oldest ones are gone, and the ones that stayed (plus the
 // envelope parked for retry) are delivered once the ingest is back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ConnectionClosed } from "../../../lambdas/core/contract.ts";
+import type { ConnectionClosed } from "#core/contract.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { loopbackAddress } from "../../helpers/ports.ts";
 import type { SipWsClient } from "../../helpers/sip-ws-client.ts";

@@ -4,9 +4,9 @@
 // and every survivor gets its NOTIFY.
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { expect } from "vitest";
-import type { ConnectionClosed } from "../../../lambdas/core/contract.ts";
-import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
-import { parseMessage } from "../../../lambdas/core/parse.ts";
+import type { ConnectionClosed } from "#core/contract.ts";
+import type { FleetConfig } from "#core/fleet.ts";
+import { parseMessage } from "#core/parse.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { makeNotifiedFirst } from "../../helpers/db.ts";
 import type { NodeBed } from "../../helpers/node-bed.ts";

@@ -7,12 +7,12 @@
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import { SqsFollowUpSink } from "../../../lambdas/adapters/sqs-follow-up.ts";
-import type { ConnectionClosed } from "../../../lambdas/core/contract.ts";
-import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
-import { parseMessage } from "../../../lambdas/core/parse.ts";
-import type { KamailioClient } from "../../../lambdas/core/ports.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import { SqsFollowUpSink } from "#adapters/sqs-follow-up.ts";
+import type { ConnectionClosed } from "#core/contract.ts";
+import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import { parseMessage } from "#core/parse.ts";
+import type { KamailioClient } from "#core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";

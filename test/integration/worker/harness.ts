@@ -2,12 +2,12 @@
 // database, the real RDSDataClient, the Data API store, the real JSON-RPC client and a worker
 // built from them (the same factories the Lambda handler uses).
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
-import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
-import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import type { FleetConfig, NodeConfig } from "../../../lambdas/core/fleet.ts";
-import type { DeadLetterSink, DlqItem } from "../../../lambdas/core/ports.ts";
-import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import type { DeadLetterSink, DlqItem } from "#core/ports.ts";
+import { createWorker, type WorkerDeps } from "#core/worker.ts";
 import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient } from "../../helpers/dataapi.ts";

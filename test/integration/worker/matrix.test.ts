@@ -10,11 +10,11 @@
 // and the worker reads through the index (the scan path is covered by scenarios.test.ts).
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataApiExecutor } from "../../../lambdas/adapters/data-api-store.ts";
-import { dataApiPeerIndexPort } from "../../../lambdas/adapters/peer-index.ts";
-import type { ConnectionClosed, NotifyFailed } from "../../../lambdas/core/contract.ts";
-import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
-import { migratePeerIndex } from "../../../lambdas/core/peer-index-migration.ts";
+import { DataApiExecutor } from "#adapters/data-api-store.ts";
+import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
+import type { ConnectionClosed, NotifyFailed } from "#core/contract.ts";
+import type { FleetConfig } from "#core/fleet.ts";
+import { migratePeerIndex } from "#core/peer-index-migration.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { type Engine, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";

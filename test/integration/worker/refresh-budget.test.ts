@@ -11,9 +11,9 @@
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SqsFollowUpSink } from "../../../lambdas/adapters/sqs-follow-up.ts";
-import type { ConnectionClosed } from "../../../lambdas/core/contract.ts";
-import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
+import { SqsFollowUpSink } from "#adapters/sqs-follow-up.ts";
+import type { ConnectionClosed } from "#core/contract.ts";
+import type { FleetConfig } from "#core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";

@@ -10,8 +10,8 @@
 //   5.8.6+/6.x is tested on 6.0.1 in test/integration/v6/core-scenarios.test.ts).
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ConnectionClosed } from "../../../lambdas/core/contract.ts";
-import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
+import type { ConnectionClosed } from "#core/contract.ts";
+import type { FleetConfig } from "#core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { makeNotifiedFirst } from "../../helpers/db.ts";

@@ -3,8 +3,8 @@
 // delete by id AND predicate, paging, and the one-query fan-out lookup.
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
-import type { NodeScope } from "../../../lambdas/core/ports.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import type { NodeScope } from "#core/ports.ts";
 import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../../helpers/dataapi.ts";

@@ -6,7 +6,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FleetConfig } from "../../../lambdas/core/fleet.ts";
+import type { FleetConfig } from "#core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";

@@ -1,13 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { CleanupRequestSchema, emptyCounts, type NodeReport, summarize } from "#core/cleanup-request.ts";
 import { EXIT, HELP, helpFor, parseCommandLine, UsageError } from "../../../cli/args.ts";
 import { COMMANDS, OPTIONS, type OptionName } from "../../../cli/commands.ts";
 import { exitCodeOf, renderReport, table } from "../../../cli/output.ts";
-import {
-  CleanupRequestSchema,
-  emptyCounts,
-  type NodeReport,
-  summarize,
-} from "../../../lambdas/core/cleanup-request.ts";
 
 const parse = (line: string, env = {}) => parseCommandLine(line.split(" ").filter(Boolean), env);
 

@@ -1,10 +1,10 @@
 // Each function's environment: one schema, parsed when the entry module loads; a bad value fails
 // the cold start naming its variable. And the handlers built from an env object (local mode's way).
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import { parseFleetConfig } from "../../../lambdas/core/fleet.ts";
-import type { DlqItem } from "../../../lambdas/core/ports.ts";
-import { awsClientConfig, workerHandlerFromEnv } from "../../../lambdas/handlers/compose.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import { parseFleetConfig } from "#core/fleet.ts";
+import type { DlqItem } from "#core/ports.ts";
+import { awsClientConfig, workerHandlerFromEnv } from "#handlers/compose.ts";
 import {
   CleanupEnvSchema,
   EnvError,
@@ -12,7 +12,7 @@ import {
   parseEnv,
   ReconcilerEnvSchema,
   WorkerEnvSchema,
-} from "../../../lambdas/handlers/env.ts";
+} from "#handlers/env.ts";
 
 const fleet = parseFleetConfig({
   version: 1,
@@ -101,14 +101,14 @@ describe("function environments", () => {
     it("fails the reconciler's cold start on KWC_RECONCILE_CONCURRENCY=abc (it used to become NaN: zero lanes)", async () => {
       vi.stubEnv("KWC_FLEET_CONFIG", FLEET.KWC_FLEET_CONFIG);
       vi.stubEnv("KWC_RECONCILE_CONCURRENCY", "abc");
-      await expect(import("../../../lambdas/handlers/reconciler.ts")).rejects.toThrow(
+      await expect(import("#handlers/reconciler.ts")).rejects.toThrow(
         /reconciler: invalid environment: KWC_RECONCILE_CONCURRENCY must be a whole number/,
       );
     });
 
     it("fails the worker's cold start without a DLQ (it used to send to an empty URL)", async () => {
       vi.stubEnv("KWC_FLEET_CONFIG", FLEET.KWC_FLEET_CONFIG);
-      await expect(import("../../../lambdas/handlers/worker.ts")).rejects.toThrow(/KWC_DLQ_URL is not set/);
+      await expect(import("#handlers/worker.ts")).rejects.toThrow(/KWC_DLQ_URL is not set/);
     });
 
     it("loads each entry with a valid environment (control)", async () => {

@@ -1,7 +1,7 @@
 // Which deleting events may act (kernel/admission.ts): fresh `at`, the node's current boot.
 import { describe, expect, it } from "vitest";
-import type { KamailioEvent } from "../../../lambdas/core/contract.ts";
-import { bootProblem, DEFAULT_FRESHNESS, freshnessProblem } from "../../../lambdas/core/kernel/admission.ts";
+import type { KamailioEvent } from "#core/contract.ts";
+import { bootProblem, DEFAULT_FRESHNESS, freshnessProblem } from "#core/kernel/admission.ts";
 
 const NOW = 1_800_000_000_000;
 const closed = (at: number): KamailioEvent => ({

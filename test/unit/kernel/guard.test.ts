@@ -1,7 +1,7 @@
 // The guard's verdict per candidate row (kernel/guard.ts), as a table: every safety rule and the
 // control that shows the same row does go when the rule does not apply.
 import { describe, expect, it } from "vitest";
-import { judgeRow, type Match } from "../../../lambdas/core/kernel/guard.ts";
+import { judgeRow, type Match } from "#core/kernel/guard.ts";
 
 const WS = "sip:u@10.0.0.1:5000;transport=ws";
 const WSS_ALIAS = "sip:u@x.invalid;transport=ws;alias=10.0.0.1~5000~6";

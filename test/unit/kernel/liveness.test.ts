@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { liveSetOf } from "../../../lambdas/core/kernel/liveness.ts";
-import type { TcpConnection } from "../../../lambdas/core/ports.ts";
+import { liveSetOf } from "#core/kernel/liveness.ts";
+import type { TcpConnection } from "#core/ports.ts";
 
 const conn = (state: string, srcPort: number): TcpConnection => ({
   id: srcPort,

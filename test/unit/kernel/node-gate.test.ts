@@ -1,13 +1,8 @@
 // What each use case refuses, warns about or allows (kernel/node-gate.ts); README "Kamailio
 // versions and what they need" says the same.
 import { describe, expect, it } from "vitest";
-import type { NodeFacts } from "../../../lambdas/core/fleet.ts";
-import {
-  type GatePolicy,
-  gateNode,
-  SWEEP_POLICY,
-  WORKER_POLICY,
-} from "../../../lambdas/core/kernel/node-gate.ts";
+import type { NodeFacts } from "#core/fleet.ts";
+import { type GatePolicy, gateNode, SWEEP_POLICY, WORKER_POLICY } from "#core/kernel/node-gate.ts";
 
 const node = {
   id: "a",

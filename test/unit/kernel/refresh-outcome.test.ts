@@ -1,7 +1,7 @@
 // What becomes of a refresh, for the worker and the sweep alike (kernel/refresh-outcome.ts).
 import { describe, expect, it } from "vitest";
-import type { Fault } from "../../../lambdas/core/classify.ts";
-import { decideRefreshOutcome, type RefreshDecision } from "../../../lambdas/core/kernel/refresh-outcome.ts";
+import type { Fault } from "#core/classify.ts";
+import { decideRefreshOutcome, type RefreshDecision } from "#core/kernel/refresh-outcome.ts";
 
 const transient: Fault = { kind: "transient", detail: "ECONNREFUSED" };
 const permanent: Fault = { kind: "permanent", detail: "401" };

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { contactStyleWarnings, type ReportedFacts, startRefusals } from "../../../lambdas/core/start-gate.ts";
+import { contactStyleWarnings, type ReportedFacts, startRefusals } from "#core/start-gate.ts";
 import { resolveDbTarget, targetFromUrl, tlsFor } from "../../../local/database.ts";
 import { ingestKey, kamailioInstructions } from "../../../local/existing.ts";
 

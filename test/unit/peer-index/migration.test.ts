@@ -8,8 +8,8 @@ import {
   type PeerIndexPort,
   stallReasons,
   unmigratePeerIndex,
-} from "../../../lambdas/core/peer-index-migration.ts";
-import type { PeerIndexState } from "../../../lambdas/core/sql/peer-index.ts";
+} from "#core/peer-index-migration.ts";
+import type { PeerIndexState } from "#core/sql/peer-index.ts";
 
 /** A port whose state follows a script: each state() call takes the next entry (the last repeats). */
 function scripted(states: PeerIndexState[], runs: ("done" | "timedOut")[] = []) {

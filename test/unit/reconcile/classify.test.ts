@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { liveSetOf } from "../../../lambdas/core/kernel/liveness.ts";
+import { liveSetOf } from "#core/kernel/liveness.ts";
 import {
   classifyRow,
   contactPeer,
@@ -8,7 +8,7 @@ import {
   modeRefusals,
   sharedTableRefusals,
   type WatcherRow,
-} from "../../../lambdas/core/reconcile.ts";
+} from "#core/reconcile.ts";
 import { nodeConfig } from "../../helpers/fakes.ts";
 
 const row = (contact: string, expires = 2_000_000_000): WatcherRow => ({

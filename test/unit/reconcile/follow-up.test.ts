@@ -2,11 +2,11 @@
 // (node unreachable) is queued as refresh.requested for the worker; a refresh fault (500) is not
 // (it is an answer, not an outage); without the queue, or if the queue refuses, it stays "failed".
 import { describe, expect, it } from "vitest";
-import { RpcFaultError, RpcTransportError } from "../../../lambdas/core/classify.ts";
-import { CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import type { RefreshRequested } from "../../../lambdas/core/contract.ts";
-import type { FollowUpSink, SweepStore, WatcherRow } from "../../../lambdas/core/ports.ts";
-import { runCleanup } from "../../../lambdas/core/reconcile-sweep.ts";
+import { RpcFaultError, RpcTransportError } from "#core/classify.ts";
+import { CleanupRequestSchema } from "#core/cleanup-request.ts";
+import type { RefreshRequested } from "#core/contract.ts";
+import type { FollowUpSink, SweepStore, WatcherRow } from "#core/ports.ts";
+import { runCleanup } from "#core/reconcile-sweep.ts";
 import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW_MS = 1_800_000_000_000;

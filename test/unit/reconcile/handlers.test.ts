@@ -1,14 +1,10 @@
 import { ExecuteStatementCommand, RDSDataClient } from "@aws-sdk/client-rds-data";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import { parseFleetConfig } from "../../../lambdas/core/fleet.ts";
-import type { KamailioClient } from "../../../lambdas/core/ports.ts";
-import {
-  createCleanupHandler,
-  createReconcilerHandler,
-  type FleetRuntime,
-} from "../../../lambdas/handlers/functions.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import { parseFleetConfig } from "#core/fleet.ts";
+import type { KamailioClient } from "#core/ports.ts";
+import { createCleanupHandler, createReconcilerHandler, type FleetRuntime } from "#handlers/functions.ts";
 
 const node = (id: string, ip: string) => ({
   id,

@@ -3,16 +3,16 @@
 // every listed row carries the row's own key, presentity, event, contact and peer.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import type { SweepStore } from "../../../lambdas/core/ports.ts";
+import { CleanupRequestSchema } from "#core/cleanup-request.ts";
+import type { SweepStore } from "#core/ports.ts";
 import {
   type ClassifyContext,
   type ContactStyle,
   classifyRow,
   peerKey,
   type WatcherRow,
-} from "../../../lambdas/core/reconcile.ts";
-import { classifyKept, runCleanup } from "../../../lambdas/core/reconcile-sweep.ts";
+} from "#core/reconcile.ts";
+import { classifyKept, runCleanup } from "#core/reconcile-sweep.ts";
 import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;

@@ -6,8 +6,8 @@ import {
   DataApiReconcileStore,
   deleteStatement,
   selectPageStatement,
-} from "../../../lambdas/adapters/reconcile-store.ts";
-import { mysqlDialect, postgresDialect } from "../../../lambdas/core/sql.ts";
+} from "#adapters/reconcile-store.ts";
+import { mysqlDialect, postgresDialect } from "#core/sql.ts";
 
 const filter = { socketInfo: ["tcp:10.0.0.1:8080"] };
 const database = { engine: "postgres" as const, resourceArn: "arn:r", secretArn: "arn:s", name: "kamailio" };

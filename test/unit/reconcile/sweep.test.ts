@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import { type CleanupRequestInput, CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import type { NodeStatus, RowFilter, SweepStore, WatcherRow } from "../../../lambdas/core/ports.ts";
-import { runCleanup, type SweepDeps } from "../../../lambdas/core/reconcile-sweep.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import { type CleanupRequestInput, CleanupRequestSchema } from "#core/cleanup-request.ts";
+import type { NodeStatus, RowFilter, SweepStore, WatcherRow } from "#core/ports.ts";
+import { runCleanup, type SweepDeps } from "#core/reconcile-sweep.ts";
 import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;

@@ -2,16 +2,11 @@
 // batch are not sent, other nodes are untouched, other faults change nothing, and the follow-up
 // owed carries both the deleting records and the events that asked for it.
 import { describe, expect, it } from "vitest";
-import { KamailioRpcClient } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import {
-  classifyRpcError,
-  type Fault,
-  NodeOverloadedError,
-  RpcTransportError,
-} from "../../../lambdas/core/classify.ts";
-import type { NodeConfig, NodeFacts } from "../../../lambdas/core/fleet.ts";
-import { isOverloaded, NodeBackOff } from "../../../lambdas/core/node-back-off.ts";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import { classifyRpcError, type Fault, NodeOverloadedError, RpcTransportError } from "#core/classify.ts";
+import type { NodeConfig, NodeFacts } from "#core/fleet.ts";
+import { isOverloaded, NodeBackOff } from "#core/node-back-off.ts";
 
 const facts: NodeFacts = { kamailioVersion: "5.6.3", subsDbMode: 3, notifierProcesses: 0, source: "status" };
 const classify = (error: unknown): Fault =>

@@ -1,10 +1,10 @@
 // The refresh gate: death times per (node, presentity, event), events-asked refreshes never
 // skipped, and counts by verdict and reason.
 import { describe, expect, it } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import type { ConnectionClosed, NotifyFailed } from "../../../lambdas/core/contract.ts";
-import type { NodeFacts } from "../../../lambdas/core/fleet.ts";
-import { RefreshGate } from "../../../lambdas/core/refresh-gate.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { ConnectionClosed, NotifyFailed } from "#core/contract.ts";
+import type { NodeFacts } from "#core/fleet.ts";
+import { RefreshGate } from "#core/refresh-gate.ts";
 
 const key = { presentityUri: "sip:a@example.com", event: "presence" };
 const node = { id: "n1" };

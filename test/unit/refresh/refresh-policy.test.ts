@@ -7,7 +7,7 @@ import {
   type PresentityRowTrace,
   type RefreshPolicyInput,
   type RefreshVerdict,
-} from "../../../lambdas/core/refresh-policy.ts";
+} from "#core/refresh-policy.ts";
 
 const DEATH = 1_800_000_000;
 const NOW = DEATH + 20;

@@ -7,20 +7,14 @@ import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { describe, expect, it } from "vitest";
-import { cached, loadFleetConfig, resolveSecret } from "../../../lambdas/adapters/config-source.ts";
-import { DataApiWatcherStore, toSqlParameters } from "../../../lambdas/adapters/data-api-store.ts";
-import { KamailioRpcClient, parseNodeStatus } from "../../../lambdas/adapters/kamailio-rpc.ts";
-import { SqsDeadLetterSink } from "../../../lambdas/adapters/sqs-dlq.ts";
-import { RpcFaultError, RpcTransportError } from "../../../lambdas/core/classify.ts";
-import { FleetConfigSchema, isPrivateOrLoopbackHost } from "../../../lambdas/core/fleet.ts";
-import {
-  assertIdentifier,
-  escapeLike,
-  likePattern,
-  mysqlDialect,
-  postgresDialect,
-} from "../../../lambdas/core/sql.ts";
-import { deleteWatchersStatement, selectCandidatesStatement } from "../../../lambdas/core/watcher-sql.ts";
+import { cached, loadFleetConfig, resolveSecret } from "#adapters/config-source.ts";
+import { DataApiWatcherStore, toSqlParameters } from "#adapters/data-api-store.ts";
+import { KamailioRpcClient, parseNodeStatus } from "#adapters/kamailio-rpc.ts";
+import { SqsDeadLetterSink } from "#adapters/sqs-dlq.ts";
+import { RpcFaultError, RpcTransportError } from "#core/classify.ts";
+import { FleetConfigSchema, isPrivateOrLoopbackHost } from "#core/fleet.ts";
+import { assertIdentifier, escapeLike, likePattern, mysqlDialect, postgresDialect } from "#core/sql.ts";
+import { deleteWatchersStatement, selectCandidatesStatement } from "#core/watcher-sql.ts";
 import { nodeConfig } from "./fakes.ts";
 
 const node = nodeConfig("node-1");

@@ -1,10 +1,10 @@
 // Test doubles for the worker core: an in-memory watchers store that evaluates the same LIKE
 // shapes the SQL uses (so the SQL pre-selection semantics are exercised) and a recording DLQ; the
 // scripted Kamailio and the node/fleet builders are test/helpers/fakes.ts (shared with the sweep).
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import type { DialogKey } from "../../../lambdas/core/contract.ts";
-import type { NodeConfig } from "../../../lambdas/core/fleet.ts";
-import { contactLikeShapes } from "../../../lambdas/core/peer.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { DialogKey } from "#core/contract.ts";
+import type { NodeConfig } from "#core/fleet.ts";
+import { contactLikeShapes } from "#core/peer.ts";
 import type {
   DeadLetterSink,
   DlqItem,
@@ -14,9 +14,9 @@ import type {
   WatcherCriteria,
   WatcherRow,
   WatcherStore,
-} from "../../../lambdas/core/ports.ts";
-import { LIKE_ESCAPE, likePattern } from "../../../lambdas/core/sql.ts";
-import { createWorker, type WorkerDeps } from "../../../lambdas/core/worker.ts";
+} from "#core/ports.ts";
+import { LIKE_ESCAPE, likePattern } from "#core/sql.ts";
+import { createWorker, type WorkerDeps } from "#core/worker.ts";
 import { BOOT, FakeKamailio, fleetOf, nodeConfig } from "../../helpers/fakes.ts";
 
 export { BOOT, FakeKamailio, fleetOf, nodeConfig };

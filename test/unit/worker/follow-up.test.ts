@@ -7,13 +7,13 @@ import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSRecord } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { describe, expect, it } from "vitest";
-import { SqsFollowUpSink } from "../../../lambdas/adapters/sqs-follow-up.ts";
-import { RpcFaultError, RpcTransportError } from "../../../lambdas/core/classify.ts";
-import type { RefreshRequested } from "../../../lambdas/core/contract.ts";
-import { FOLLOW_UPS_PER_ENVELOPE, followUpBodies } from "../../../lambdas/core/follow-up.ts";
-import { parseMessage } from "../../../lambdas/core/parse.ts";
-import type { FollowUpSink } from "../../../lambdas/core/ports.ts";
-import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
+import { SqsFollowUpSink } from "#adapters/sqs-follow-up.ts";
+import { RpcFaultError, RpcTransportError } from "#core/classify.ts";
+import type { RefreshRequested } from "#core/contract.ts";
+import { FOLLOW_UPS_PER_ENVELOPE, followUpBodies } from "#core/follow-up.ts";
+import { parseMessage } from "#core/parse.ts";
+import type { FollowUpSink } from "#core/ports.ts";
+import { createWorkerHandler } from "#handlers/functions.ts";
 import { AT, closed, envelope, nodeConfig, watcherRow, workerBed } from "./fakes.ts";
 
 class RecordingFollowUps implements FollowUpSink {

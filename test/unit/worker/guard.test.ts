@@ -2,7 +2,7 @@
 // status read), freshness, the compare guard of notify.failed, a connected peer whatever matched
 // its row, older cfgs, the bisection of data errors and a permanent fan-out failure.
 import { describe, expect, it } from "vitest";
-import { RpcTransportError } from "../../../lambdas/core/classify.ts";
+import { RpcTransportError } from "#core/classify.ts";
 import {
   AT,
   BOOT,

@@ -1,9 +1,9 @@
 // core/peer-liveness.ts over fakes: "live" from the route is trusted, everything else is confirmed
 // by the full list, a node without the route gets the full list, and long lists are chunked.
 import { describe, expect, it } from "vitest";
-import type { NodeConfig } from "../../../lambdas/core/fleet.ts";
-import { livePeersAmong, PEERS_PER_REQUEST } from "../../../lambdas/core/peer-liveness.ts";
-import type { KamailioClient, PeerStates } from "../../../lambdas/core/ports.ts";
+import type { NodeConfig } from "#core/fleet.ts";
+import { livePeersAmong, PEERS_PER_REQUEST } from "#core/peer-liveness.ts";
+import type { KamailioClient, PeerStates } from "#core/ports.ts";
 
 const node = { id: "n1" } as NodeConfig;
 const peer = (port: number) => ({ ip: "10.0.0.1", port });

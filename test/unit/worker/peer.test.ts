@@ -1,8 +1,8 @@
 // The peer matcher and its SQL pre-selection: table-driven cases and fast-check properties.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import type { ContactStyle } from "../../../lambdas/core/fleet.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { ContactStyle } from "#core/fleet.ts";
 import {
   aliasPeerOf,
   canonicalIp,
@@ -13,9 +13,9 @@ import {
   natedPeerOf,
   type Peer,
   peerKey,
-} from "../../../lambdas/core/peer.ts";
-import { likePattern } from "../../../lambdas/core/sql.ts";
-import { createWorker } from "../../../lambdas/core/worker.ts";
+} from "#core/peer.ts";
+import { likePattern } from "#core/sql.ts";
+import { createWorker } from "#core/worker.ts";
 import {
   envelope,
   FakeKamailio,

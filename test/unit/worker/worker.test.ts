@@ -9,11 +9,11 @@ import {
   isResponseTooLarge,
   RpcFaultError,
   RpcTransportError,
-} from "../../../lambdas/core/classify.ts";
-import { factsFromConfig, type NodeConfig } from "../../../lambdas/core/fleet.ts";
-import { planBatch } from "../../../lambdas/core/plan.ts";
-import { createWorker } from "../../../lambdas/core/worker.ts";
-import { createWorkerHandler } from "../../../lambdas/handlers/functions.ts";
+} from "#core/classify.ts";
+import { factsFromConfig, type NodeConfig } from "#core/fleet.ts";
+import { planBatch } from "#core/plan.ts";
+import { createWorker } from "#core/worker.ts";
+import { createWorkerHandler } from "#handlers/functions.ts";
 import {
   BOOT,
   changed,
