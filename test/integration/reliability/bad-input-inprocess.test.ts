@@ -132,7 +132,7 @@ describe("bad-input corpus through the worker in-process", () => {
         }
       }
     }
-    for (const item of t.dlq.items) expect(item.reason).toMatch(/: (expected|names)|[a-z]/);
+    for (const item of t.dlq.items) expect(item.reason).toMatch(/: (expected|names)/);
     expect(t.dlq.items.every((d) => d.reason.length > 0)).toBe(true);
     expect({ crashes, batchFailures }).toEqual({ crashes: 0, batchFailures: 0 });
     expect([...report.keys()].sort()).toEqual([...BAD_INPUT_CLASSES].sort());

@@ -71,7 +71,13 @@ describe("fault tests through the local pipeline (PostgreSQL)", () => {
     const expected = expectedSurvivors(world);
     // The fault-free run through the same pipeline first.
     await loadRows(db, TABLES, world.rows);
-    pipe = await startFaultPipeline({ db, world, visibilityTimeoutSeconds: 1, maxReceiveCount: 4, batchSize: 3 });
+    pipe = await startFaultPipeline({
+      db,
+      world,
+      visibilityTimeoutSeconds: 1,
+      maxReceiveCount: 4,
+      batchSize: 3,
+    });
     await pipe.send(messages);
     await pipe.drained(30_000);
     const faultFree = await leftRows();
