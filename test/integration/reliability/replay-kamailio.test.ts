@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
+import { loopbackAddress } from "../../helpers/ports.ts";
 import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
 import { seededRandom } from "../../helpers/watcher-world.ts";
 import { nodeConfigOf, startDataApi, workerFor } from "../worker/harness.ts";
@@ -21,7 +22,7 @@ beforeAll(async () => {
   bed = await startNodeBed("postgres", "replaykam", {
     nodeId: "replay-k",
     notifierProcesses: 0,
-    listenIp: "127.0.0.61",
+    listenIp: loopbackAddress(),
   });
   api = await startDataApi();
 });
