@@ -35,7 +35,17 @@ describe("replay and order through real Kamailio 5.6.3", () => {
   it("the cfg's real envelopes, in order and twice shuffled: same exact rows, reconnected and live watchers kept", async () => {
     const p = "sip:replayk@example.com";
     const w: { c: SipWsClient; sub: Subscription; user: string }[] = [];
-    for (let i = 0; i < 8; i++) w.push({ ...(await bed.watch(`rk${i}`, p)), user: `rk${i}` });
+    // The clients bind a loopback address of their own: reusing a port after RST then never races
+    // another process's ephemeral port on 127.0.0.1.
+    const clientAddress = loopbackAddress();
+    for (let i = 0; i < 8; i++) {
+      const c = await SipWsClient.connect(bed.node.wsUrl, { user: `rk${i}`, localAddress: clientAddress });
+      bed.clients.push(c);
+      const sub = await c.subscribe(p);
+      expect(sub.status).toBe(200);
+      await c.waitForNotify((n) => n.callId === sub.callId);
+      w.push({ c, sub, user: `rk${i}` });
+    }
     const dying = w.slice(0, 4);
     for (const d of dying) {
       await d.c.die("rst");
@@ -43,7 +53,11 @@ describe("replay and order through real Kamailio 5.6.3", () => {
     }
     const reconnected: Subscription[] = [];
     for (const d of dying.slice(0, 2)) {
-      const back = await SipWsClient.connect(bed.node.wsUrl, { user: d.user, localPort: d.c.localPort });
+      const back = await SipWsClient.connect(bed.node.wsUrl, {
+        user: d.user,
+        localAddress: clientAddress,
+        localPort: d.c.localPort,
+      });
       bed.clients.push(back);
       expect(back.localPort).toBe(d.c.localPort);
       const sub = await back.subscribe(p);
