@@ -3,14 +3,25 @@
  * and the report every reconcile/cleanup run returns.
  */
 import { z } from "zod";
-import { DialogKeySchema, EventPackageSchema, NodeIdSchema } from "./contract.ts";
+import {
+  DialogKeySchema,
+  EVENT_TEXT_MESSAGE,
+  EVENT_TEXT_RE,
+  EventPackageSchema,
+  NodeIdSchema,
+} from "./contract.ts";
 
-/** A watcher AOR as Kamailio splits it into watcher_username / watcher_domain. */
+/**
+ * A watcher AOR as Kamailio splits it into watcher_username / watcher_domain. Both it and the
+ * presentity refuse the events' refused code points (contract.ts EVENT_TEXT_RE): no row can hold
+ * them, and a NUL would fail the statement on PostgreSQL instead of answering BadRequest.
+ */
 const WatcherAorSchema = z
   .string()
   .max(140)
-  .regex(/^(sips?:)?[^@\s:;]{1,64}@[^@\s:;]{1,64}$/, "a watcher AOR like sip:alice@example.com");
-const PresentitySchema = z.string().min(1).max(255);
+  .regex(/^(sips?:)?[^@\s:;]{1,64}@[^@\s:;]{1,64}$/, "a watcher AOR like sip:alice@example.com")
+  .regex(EVENT_TEXT_RE, EVENT_TEXT_MESSAGE);
+const PresentitySchema = z.string().min(1).max(255).regex(EVENT_TEXT_RE, EVENT_TEXT_MESSAGE);
 
 /** Safety cap on the rows one request may delete per node (a dry run lists at most this many). */
 export const DEFAULT_ROW_LIMIT = 100_000;
