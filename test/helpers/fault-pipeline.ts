@@ -9,11 +9,11 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSEvent } from "aws-lambda";
-import { DataApiWatcherStore } from "../../lambdas/adapters/data-api-store.ts";
-import { memoryTelemetry } from "../../lambdas/adapters/telemetry.ts";
-import type { DeadLetterSink, DlqItem } from "../../lambdas/core/ports.ts";
-import type { InputRecord } from "../../lambdas/core/worker/types.ts";
-import { createWorkerHandler } from "../../lambdas/handlers/functions.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { DeadLetterSink, DlqItem } from "#core/ports.ts";
+import type { InputRecord } from "#core/worker/types.ts";
+import { createWorkerHandler } from "#handlers/functions.ts";
 import { localTarget } from "../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../local/dataapi/server.ts";
 import { type Poller, startSqsPoller } from "../../local/poller.ts";

@@ -3,11 +3,11 @@
 // is one seeded world (test/helpers/watcher-world.ts) loaded into the node tables, run once in
 // order and once with every message delivered twice and shuffled, each on a fresh worker.
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
-import { DataApiWatcherStore } from "../../lambdas/adapters/data-api-store.ts";
-import { memoryTelemetry } from "../../lambdas/adapters/telemetry.ts";
-import type { DeadLetterSink, DlqItem } from "../../lambdas/core/ports.ts";
-import type { InputRecord } from "../../lambdas/core/worker/types.ts";
-import { createWorker } from "../../lambdas/core/worker.ts";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import type { DeadLetterSink, DlqItem } from "#core/ports.ts";
+import type { InputRecord } from "#core/worker/types.ts";
+import { createWorker } from "#core/worker.ts";
 import { testDbConfig } from "./dataapi.ts";
 import type { TestDb } from "./db.ts";
 import {

@@ -3,9 +3,9 @@
 // and IPv6 peers; peers that stay, die, reconnect on the same ip:port, or flap. It writes the rows
 // straight into a test database (one multi-row INSERT per chunk) and says, from its own rules
 // (independent of the service's code), which rows must be gone and which must stay.
-import type { KamailioEvent } from "../../lambdas/core/contract.ts";
-import type { ContactStyle, FleetConfig, NodeConfig } from "../../lambdas/core/fleet.ts";
-import type { InputRecord } from "../../lambdas/core/worker/types.ts";
+import type { KamailioEvent } from "#core/contract.ts";
+import type { ContactStyle, FleetConfig, NodeConfig } from "#core/fleet.ts";
+import type { InputRecord } from "#core/worker/types.ts";
 import type { TestDb } from "./db.ts";
 import { BOOT, FakeKamailio, nodeConfig } from "./fakes.ts";
 

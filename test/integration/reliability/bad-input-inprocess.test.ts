@@ -8,17 +8,13 @@ import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import type { SQSEvent } from "aws-lambda";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
+import { memoryTelemetry } from "#adapters/telemetry.ts";
+import { CleanupRequestSchema } from "#core/cleanup-request.ts";
+import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
+import { createWorker } from "#core/worker.ts";
+import { createCleanupHandler, createWorkerHandler, type FleetRuntime } from "#handlers/functions.ts";
 import { parseCommandLine, UsageError } from "../../../cli/args.ts";
-import { DataApiWatcherStore } from "../../../lambdas/adapters/data-api-store.ts";
-import { memoryTelemetry } from "../../../lambdas/adapters/telemetry.ts";
-import { CleanupRequestSchema } from "../../../lambdas/core/cleanup-request.ts";
-import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "../../../lambdas/core/contract.ts";
-import { createWorker } from "../../../lambdas/core/worker.ts";
-import {
-  createCleanupHandler,
-  createWorkerHandler,
-  type FleetRuntime,
-} from "../../../lambdas/handlers/functions.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { BAD_INPUT_CLASSES, type BadInputClass, badInputCorpus } from "../../helpers/bad-inputs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
