@@ -32,6 +32,9 @@ export const WATCHER_COLUMNS = [
   "version",
 ] as const;
 
+/** The integer columns of WATCHER_COLUMNS (every other one is text). */
+export const INTEGER_WATCHER_COLUMNS: ReadonlySet<string> = new Set(["id", "expires", "version"]);
+
 /** Maps one record of a WATCHER_COLUMNS select (or a shorter prefix of it: missing columns read as ""). */
 export function rowFromRecord(values: readonly unknown[]): WatcherRow {
   const text = (i: number) => String(values[i] ?? "");

@@ -9,7 +9,9 @@
 //     holds the current state, and no live connection was reported closed.
 // The connection.closed events each death produced, and how late, are printed per scenario
 // (docs/browsers.md has the table).
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEAD_CONNECTION_STATES } from "#core/kernel/liveness.ts";
 import { SipWsClient } from "../helpers/sip-ws-client.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { type BrowserBed, startBrowserBed, startPageServer } from "./bed.ts";
@@ -253,7 +255,7 @@ export function browserScenarios(
     /** Kamailio can still send on the connection: listed, and not given up on (CONN_BAD/CONN_ERROR). */
     const usable = async (port: number) => {
       const c = await connection(port);
-      return c !== undefined && !["CONN_BAD", "CONN_ERROR"].includes(c.state);
+      return c !== undefined && !DEAD_CONNECTION_STATES.has(c.state);
     };
 
     /** The tab's subscriptions that got a NOTIFY after `since` (ms). */

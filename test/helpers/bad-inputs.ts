@@ -1,3 +1,4 @@
+import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
 /**
  * A seeded, deterministic corpus of hostile ingest bodies, by class (issue 18's invalid classes).
  * Event-level classes put the bad event next to a valid neighbour (a connection.closed of its own
@@ -364,4 +365,21 @@ export function badInputCorpus(opts: {
     text("duplicate-keys", r.pick(forms));
   }
   return out;
+}
+
+/** An independent oracle: can the worker read this envelope as a whole (so its neighbour counts)? */
+export function envelopeReadable(text: string): boolean {
+  try {
+    const doc = JSON.parse(text) as Record<string, unknown>;
+    return (
+      Buffer.byteLength(text) <= ENVELOPE_MAX_BYTES &&
+      doc?.v === 1 &&
+      Array.isArray(doc.events) &&
+      doc.events.length >= 1 &&
+      doc.events.length <= ENVELOPE_MAX_EVENTS &&
+      Object.keys(doc).every((k) => k === "v" || k === "events")
+    );
+  } catch {
+    return false;
+  }
 }

@@ -6,20 +6,14 @@
  */
 import type { NodeConfig } from "../fleet.ts";
 import type { SourcedEvent } from "../plan.ts";
-import type { AuditRecord, DeletedBy, Telemetry } from "../ports.ts";
+import type { AuditRecord, DeletedBy, Telemetry, WatcherRow } from "../ports.ts";
 
 /** What an audit record needs of a row (the sweep does not read the watcher until the delete). */
-export interface AuditedRow {
-  id: number;
-  presentityUri: string;
-  event: string;
-  contact: string;
-  callId: string;
-  toTag: string;
-  fromTag: string;
-  watcherUsername?: string;
-  watcherDomain?: string;
-}
+export type AuditedRow = Pick<
+  WatcherRow,
+  "id" | "presentityUri" | "event" | "contact" | "callId" | "toTag" | "fromTag"
+> &
+  Partial<Pick<WatcherRow, "watcherUsername" | "watcherDomain">>;
 
 /** A row chosen for deletion, with what its audit record will say. */
 export interface ChosenRow {

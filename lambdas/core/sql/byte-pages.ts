@@ -12,14 +12,13 @@ import { DATA_API_RESPONSE_LIMIT, type Dialect, ParamBuilder } from "../sql.ts";
 import {
   criteriaClause,
   deleteWatchersStatement,
+  INTEGER_WATCHER_COLUMNS,
   type Statement,
   socketInfoClause,
   WATCHER_COLUMNS,
 } from "../watcher-sql.ts";
 import { peerKeyClause } from "./peer-index.ts";
 
-/** Integer columns of WATCHER_COLUMNS (a `{"longValue":…}` field of fixed width). */
-const INTEGER_COLUMNS = new Set(["id", "expires", "version"]);
 /** `{"stringValue":""},` is 19 bytes, `{"longValue":-9223372036854775808},` 36: 40 covers any field. */
 const FIELD_BYTES = 40;
 /** `[` `]` `,` around a record, and the trailing count column. */
@@ -35,7 +34,7 @@ export const PAGE_BUDGET_BYTES = Math.floor(DATA_API_RESPONSE_LIMIT * 0.9);
  * regular expression per row: real rows are printable ASCII, and for them the bound is exact.
  */
 export function recordBytesSql(engine: DatabaseEngine, columns: readonly string[]): string {
-  const text = columns.filter((c) => !INTEGER_COLUMNS.has(c));
+  const text = columns.filter((c) => !INTEGER_WATCHER_COLUMNS.has(c)); // an integer is a fixed-width {"longValue":…}
   const fixed = RECORD_BYTES + FIELD_BYTES * columns.length;
   if (engine === "postgres") {
     const octets = text.map((c) => `COALESCE(octet_length(${c}), 0)`).join(" + ");

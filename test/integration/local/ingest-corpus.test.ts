@@ -7,7 +7,6 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
 import { createWorkerHandler } from "#handlers/functions.ts";
 import { type IngestServer, nodeAttributeBytes, startIngestServer } from "../../../local/ingest.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
@@ -16,6 +15,7 @@ import {
   type BadInput,
   type BadInputClass,
   badInputCorpus,
+  envelopeReadable,
 } from "../../helpers/bad-inputs.ts";
 import { nodeConfig, watcherRow, workerBed } from "../../unit/worker/fakes.ts";
 
@@ -51,23 +51,6 @@ function expectedStatus(input: BadInput): number {
   const text = input.body.toString("utf8");
   if (text.length === 0 || SQS_REFUSED.test(text)) return 400;
   return 200;
-}
-
-/** An independent oracle: can the worker read this envelope as a whole (so its neighbour counts)? */
-function envelopeReadable(text: string): boolean {
-  try {
-    const doc = JSON.parse(text) as Record<string, unknown>;
-    return (
-      Buffer.byteLength(text) <= ENVELOPE_MAX_BYTES &&
-      doc?.v === 1 &&
-      Array.isArray(doc.events) &&
-      doc.events.length >= 1 &&
-      doc.events.length <= ENVELOPE_MAX_EVENTS &&
-      Object.keys(doc).every((k) => k === "v" || k === "events")
-    );
-  } catch {
-    return false;
-  }
 }
 
 async function postAll(inputs: BadInput[]): Promise<number[]> {

@@ -11,12 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import { CleanupRequestSchema } from "#core/cleanup-request.ts";
-import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
 import { createWorker } from "#core/worker.ts";
 import { createCleanupHandler, createWorkerHandler, type FleetRuntime } from "#handlers/functions.ts";
 import { parseCommandLine, UsageError } from "../../../cli/args.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
-import { BAD_INPUT_CLASSES, type BadInputClass, badInputCorpus } from "../../helpers/bad-inputs.ts";
+import {
+  BAD_INPUT_CLASSES,
+  type BadInputClass,
+  badInputCorpus,
+  envelopeReadable,
+} from "../../helpers/bad-inputs.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
 import { BOOT, FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
@@ -25,23 +29,6 @@ import { watcherRow, workerBed } from "../../unit/worker/fakes.ts";
 import { ArrayDlq, startDataApi } from "../worker/harness.ts";
 
 const NODE = "node-1";
-
-/** An independent oracle: can the worker read this envelope as a whole (so its neighbour counts)? */
-function envelopeReadable(text: string): boolean {
-  try {
-    const doc = JSON.parse(text) as Record<string, unknown>;
-    return (
-      Buffer.byteLength(text) <= ENVELOPE_MAX_BYTES &&
-      doc?.v === 1 &&
-      Array.isArray(doc.events) &&
-      doc.events.length >= 1 &&
-      doc.events.length <= ENVELOPE_MAX_EVENTS &&
-      Object.keys(doc).every((k) => k === "v" || k === "events")
-    );
-  } catch {
-    return false;
-  }
-}
 
 /** Duplicate keys: the last one wins, so the body is valid exactly when its last-key reading is. */
 function validLastWins(body: string): boolean {
