@@ -58,7 +58,12 @@ export interface KamailioNodeOptions {
   rpcTokenNext?: string;
   /** Regex of allowed RPC sources (KWC_RPC_ALLOW); default 127.0.0.1 and ::1 */
   rpcAllow?: string;
-  /** Test timers (KWC_TEST_TIMERS: ws keepalive 2 s, fr_timer 1.5 s); default true */
+  /**
+   * Test timers (KWC_TEST_TIMERS: fr_timer 1.5 s, short rm_delay); default true. The WS keepalive
+   * stays 30 s unless `defines.KWC_WS_KEEPALIVE` says otherwise: Kamailio's keepalive can close a
+   * live loopback peer that answers its Ping at once (docs/browsers.md), so only a test of the
+   * keepalive itself shortens it, and keeps its live peers busy (SipWsClient.keepBusy).
+   */
   testTimers?: boolean;
   /** Extra -A defines: a string value is quoted, a number is bare, true defines the name. */
   defines?: Record<string, string | number | true>;
@@ -263,7 +268,7 @@ export async function startKamailio(opts: KamailioNodeOptions): Promise<Kamailio
     ...(opts.rpcAllow ? { KWC_RPC_ALLOW: opts.rpcAllow } : {}),
     ...(opts.db.engine === "mysql" ? { KWC_WITH_MYSQL: true as const } : {}),
     ...(opts.contactStyle === "alias" ? { KWC_CONTACT_ALIAS: true as const } : {}),
-    ...(opts.testTimers === false ? {} : { KWC_TEST_TIMERS: true as const }),
+    ...(opts.testTimers === false ? {} : { KWC_TEST_TIMERS: true as const, KWC_WS_KEEPALIVE: 30 }),
     ...(ipv6 ? { KWC_LISTEN_IPV6: bareIpv6(ipv6) } : {}),
     ...(cert && wssPort
       ? {

@@ -324,6 +324,19 @@ export class SipWsClient {
     if (reply.status !== 200) throw new Error(`OPTIONS answered ${reply.status}`);
   }
 
+  /**
+   * An OPTIONS every `intervalMs` while this client is alive: Kamailio pings only idle
+   * connections, so a busy live peer never meets its keepalive race (docs/browsers.md). For tests
+   * that shorten the keepalive; stops by itself at die() or close().
+   */
+  keepBusy(intervalMs = 500): void {
+    const timer = setInterval(() => {
+      if (this.dead) clearInterval(timer);
+      else this.ping().catch(() => {});
+    }, intervalMs);
+    timer.unref();
+  }
+
   waitForNotify(pred: (n: Notify) => boolean = () => true, timeoutMs = 10_000): Promise<Notify> {
     return waitForItem(this.notifies, pred, timeoutMs, `a NOTIFY to ${this.user}`);
   }
