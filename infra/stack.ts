@@ -209,6 +209,7 @@ export class KamailioWatcherCleanupStack extends Stack {
       ...props.monitoring,
       ingest: this.ingest,
       events: this.events,
+      followUps: this.followUps,
       worker: this.worker.function,
       reconciler: this.reconciler.function,
       onDemand: this.onDemandCleanup.function,

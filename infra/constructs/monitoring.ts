@@ -5,6 +5,7 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
+import type { MetricName } from "#core/ports.ts";
 import { acknowledge } from "./acknowledge.ts";
 import type { EventIngest } from "./event-ingest.ts";
 import type { EventQueue } from "./event-queue.ts";
@@ -13,6 +14,8 @@ import { ProblemList } from "./validation.ts";
 export interface MonitoringProps {
   readonly ingest: EventIngest;
   readonly events: EventQueue;
+  /** The refresh.requested follow-up queue (owed refreshes); its DLQ holds NOTIFYs never sent. */
+  readonly followUps?: EventQueue;
   readonly worker: lambda.IFunction;
   readonly reconciler: lambda.IFunction;
   readonly onDemand: lambda.IFunction;
@@ -20,12 +23,6 @@ export interface MonitoringProps {
   readonly metricsNamespace?: string;
   /** Powertools `service` dimension. @default "kamailio-watcher-cleanup" */
   readonly serviceName?: string;
-  /** EMF metric counting failed presence.refreshWatchers calls. @default "RefreshFailed" */
-  readonly refreshFailedMetric?: string;
-  /** EMF metric counting events rejected to the DLQ. @default "EventsRejected" */
-  readonly rejectedMetric?: string;
-  /** EMF metric counting deleted watcher rows (dashboard only). @default "RowsDeleted" */
-  readonly rowsDeletedMetric?: string;
   /** Alarm when the oldest event waits longer than this. @default Duration.minutes(10) */
   readonly maxEventAge?: Duration;
   /**
@@ -69,7 +66,9 @@ export class Monitoring extends Construct {
 
     const namespace = props.metricsNamespace ?? "KamailioWatcherCleanup";
     const service = props.serviceName ?? "kamailio-watcher-cleanup";
-    const emf = (metricName: string) =>
+    // MetricName: the names the functions emit (lambdas/core/ports.ts), so a renamed metric
+    // cannot leave a widget or an alarm reading nothing.
+    const emf = (metricName: MetricName) =>
       new cloudwatch.Metric({
         namespace,
         metricName,
@@ -77,9 +76,9 @@ export class Monitoring extends Construct {
         statistic: cloudwatch.Stats.SUM,
         period: Duration.minutes(5),
       });
-    const refreshFailed = emf(props.refreshFailedMetric ?? "RefreshFailed");
-    const rejected = emf(props.rejectedMetric ?? "EventsRejected");
-    const rowsDeleted = emf(props.rowsDeletedMetric ?? "RowsDeleted");
+    const refreshFailed = emf("RefreshFailed");
+    const rejected = emf("EventsRejected");
+    const rowsDeleted = emf("RowsDeleted");
     // Dashboard only: a degraded refresh (still 500 after one reconcile) and a deferred one (queued
     // as a refresh.requested follow-up during an outage) are owed NOTIFYs, not failures to page on.
     const refreshDegraded = emf("RefreshDegraded");
@@ -145,6 +144,16 @@ export class Monitoring extends Construct {
       "presence.refreshWatchers failed on a node: watchers may miss NOTIFYs.",
     );
     alarm("EventsRejected", rejected, 1, "Invalid events were sent to the DLQ (a cfg or contract mismatch).");
+    if (props.followUps)
+      alarm(
+        "FollowUpDeadLetterQueueNotEmpty",
+        props.followUps.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: Duration.minutes(1),
+        }),
+        1,
+        "Owed refreshes gave up (a node refused or failed them past maxReceiveCount): its watchers may hold a stale state until their next NOTIFY. Once the node is healthy, redrive the follow-up DLQ to its queue (docs/deploy.md).",
+      );
     alarm(
       "EventsNodeMismatch",
       emf("EventsNodeMismatch"),
@@ -231,6 +240,47 @@ export class Monitoring extends Construct {
         width: 12,
       }),
       new cloudwatch.AlarmStatusWidget({ title: "Alarms", alarms: this.alarms, width: 12 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title:
+          "Refresh policy: sent, skipped (nobody starved), refused by a node's budget, backed off, deferred",
+        left: (
+          [
+            "RefreshOk",
+            "RefreshSkipped",
+            "RefreshRefusedByNode",
+            "RefreshBackedOff",
+            "RefreshDeferred",
+          ] as const
+        ).map(emf),
+        right: props.followUps
+          ? [
+              props.followUps.queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+              props.followUps.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+                period: Duration.minutes(5),
+              }),
+            ]
+          : [],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title:
+          "Guard: rows kept (live, changed, no peer), events ignored, node mismatches, bisected statements",
+        left: (
+          [
+            "GuardKeeps",
+            "GuardKeepsChanged",
+            "GuardKeepsNoPeer",
+            "EventsIgnoredBoot",
+            "EventsIgnoredStale",
+            "EventsIgnored",
+            "EventsNodeMismatch",
+            "StatementsBisected",
+          ] as const
+        ).map(emf),
+        width: 12,
+      }),
     );
   }
 }

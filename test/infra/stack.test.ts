@@ -237,15 +237,16 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     });
   });
 
-  it("alarms on DLQ depth ≥ 1, event age, worker errors and throttles, refresh failures and rejects", () => {
+  it("alarms on DLQ depth ≥ 1 (events and follow-ups), event age, worker errors and throttles, refresh failures and rejects", () => {
     const { template } = built;
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 8);
-    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
-      MetricName: "ApproximateNumberOfMessagesVisible",
-      Dimensions: [{ Name: "QueueName", Value: stack.resolve(stack.events.deadLetterQueue.queueName) }],
-      Threshold: 1,
-      ComparisonOperator: "GreaterThanOrEqualToThreshold",
-    });
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 9);
+    for (const dlq of [stack.events.deadLetterQueue, stack.followUps.deadLetterQueue])
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        MetricName: "ApproximateNumberOfMessagesVisible",
+        Dimensions: [{ Name: "QueueName", Value: stack.resolve(dlq.queueName) }],
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       MetricName: "ApproximateAgeOfOldestMessage",
       Threshold: 600,
@@ -263,6 +264,10 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
       });
     }
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    // the refresh policy's and the guard's counters are on the dashboard
+    const body = JSON.stringify(Object.values(template.findResources("AWS::CloudWatch::Dashboard"))[0]);
+    for (const metric of ["RefreshSkipped", "RefreshRefusedByNode", "RefreshBackedOff", "GuardKeepsChanged"])
+      expect(body).toContain(`\\"${metric}\\"`);
     // An alarm without an action alerts nobody: by default every alarm publishes to the topic.
     template.resourceCountIs("AWS::SNS::Topic", 1);
     for (const alarm of Object.values(template.findResources("AWS::CloudWatch::Alarm"))) {
