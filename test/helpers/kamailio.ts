@@ -237,7 +237,21 @@ function bareIpv6(ip: string): { bare: string } {
   return { bare: ip };
 }
 
+/**
+ * Starts a node; when a port picked free was taken before Kamailio bound it (another process's
+ * listener or outgoing socket got the same ephemeral port), starts again on fresh ports.
+ */
 export async function startKamailio(opts: KamailioNodeOptions): Promise<KamailioNode> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startKamailioOnce(opts);
+    } catch (error) {
+      if (attempt >= 3 || !/Address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startKamailioOnce(opts: KamailioNodeOptions): Promise<KamailioNode> {
   const listenIp = opts.listenIp ?? "127.0.0.1";
   const watchersTable = opts.watchersTable ?? "active_watchers";
   assertTableName(watchersTable);
