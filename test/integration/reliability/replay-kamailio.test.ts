@@ -218,14 +218,9 @@ describe.each(["postgres", "mysql"] as Engine[])(
       }
       const events = bed.rx.events.length;
       const byType = (t: string) => bed.rx.events.filter((e) => e.type === t).length;
+      const deathKinds = FATES.flatMap(([f, n]) => (f.kind === "dead" ? [n] : [])).join("/");
       console.log(
-        `replay through Kamailio 5.6.3 (${engine}): ${watchers.length} watchers, ${events} real events (connection.closed ${byType("connection.closed")}, notify.failed ${byType("notify.failed")}, presence.changed ${byType("presence.changed")}) in ${messages.length} envelopes (${twice.length} deliveries replayed); deaths rst/fin/terminate/close-frame ${FATES.slice(
-          3,
-        )
-          .map(([, n]) => n)
-          .join(
-            "/",
-          )}, ${watchers.filter((w) => w.fate.kind === "back-same-port").length} back on the same ip:port, ${watchers.filter((w) => w.fate.kind === "back-new-port").length} on a new port; rows ${before.length}, deleted ${inOrder.deleted} in order and ${replayed.deleted} replayed (expected ${gone.length}), live rows ${expected.length} (deleted 0), guard keeps ${inOrder.guardKeeps}/${replayed.guardKeeps}`,
+        `replay through Kamailio 5.6.3 (${engine}): ${watchers.length} watchers, ${events} real events (connection.closed ${byType("connection.closed")}, notify.failed ${byType("notify.failed")}, presence.changed ${byType("presence.changed")}) in ${messages.length} envelopes (${twice.length} deliveries replayed); deaths rst/fin/terminate/close-frame ${deathKinds}, , ${watchers.filter((w) => w.fate.kind === "back-same-port").length} back on the same ip:port, ${watchers.filter((w) => w.fate.kind === "back-new-port").length} on a new port; rows ${before.length}, deleted ${inOrder.deleted} in order and ${replayed.deleted} replayed (expected ${gone.length}), live rows ${expected.length} (deleted 0), guard keeps ${inOrder.guardKeeps}/${replayed.guardKeeps}`,
       );
     });
   },
