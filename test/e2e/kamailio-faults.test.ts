@@ -348,7 +348,7 @@ describe(`faults with real Kamailio 5.6.3 through the local pipeline (PostgreSQL
     expect(await callIds()).toContain(live.sub.callId);
     expect(await dlqDepth()).toBe(0);
     console.log(
-      `RPC hang (${SETTINGS}, RPC timeout ${RPC_TIMEOUT_MS} ms, function timeout ${FUNCTION_TIMEOUT_MS} ms): ${processes} Kamailio processes stopped; the worker reported the record after ${failed.durationMs} ms; SIGCONT ${resumedAt - failed.endedAt} ms later; redelivered ${redeliveredAfterMs} ms after its first receive (visibility), which deleted 1; longest invocation ${Math.max(...after.map((r) => r.durationMs))} ms; live kept; DLQ 0`,
+      `RPC hang (${SETTINGS}, RPC timeout ${RPC_TIMEOUT_MS} ms, function timeout ${FUNCTION_TIMEOUT_MS} ms): ${processes} Kamailio processes stopped; the worker reported the record after ${failed.durationMs} ms; SIGCONT ${resumedAt - failed.endedAt} ms later; redelivered ${redeliveredAfterMs} ms after its first receive (visibility), which deleted 1; longest invocation ${Math.max(...after.map((r) => r.durationMs))} ms; live kept; DLQ 0; the file's events through the ingest: ${accepted.length}`,
     );
   });
 });
