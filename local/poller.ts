@@ -7,7 +7,10 @@
  * - failed records reappear after the queue's visibility timeout, and SQS itself moves them to the
  *   DLQ after `maxReceiveCount` receives (the redrive policy of the queue, see local/sqs.ts);
  * - at most `concurrency` invocations at a time;
- * - `stop()` stops polling and waits for the batches in flight to finish and be settled.
+ * - `stop()` stops polling and waits for the batches in flight to finish and be settled; with
+ *   `finishReceive` it also lets a long poll under way end by itself (at most `waitTimeSeconds`)
+ *   and handles what it got, instead of aborting it: SQS may already have handed messages to an
+ *   aborted poll, and those would stay invisible for a whole visibility timeout.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -65,7 +68,7 @@ export interface PollerStats {
 export interface Poller {
   readonly stats: Readonly<PollerStats>;
   /** Stops receiving; resolves once every batch in flight has been handled and settled. */
-  stop(): Promise<void>;
+  stop(options?: { finishReceive?: boolean }): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -87,7 +90,9 @@ export function startSqsPoller(options: PollerOptions): Poller {
     failedInvocations: 0,
     inFlight: 0,
   };
+  /** Aborts a receive under way (stop() without finishReceive). */
   const stopping = new AbortController();
+  let halted = false;
 
   async function receive(max: number, waitSeconds: number): Promise<Message[]> {
     try {
@@ -120,7 +125,7 @@ export function startSqsPoller(options: PollerOptions): Poller {
     // A window longer than the visibility timeout can see a record twice: keep its newest receipt.
     const byId = new Map(batch.map((m) => [m.MessageId, m]));
     const windowEnds = Date.now() + batchingWindowMs;
-    while (byId.size < batchSize && Date.now() < windowEnds && !stopping.signal.aborted) {
+    while (byId.size < batchSize && Date.now() < windowEnds && !halted) {
       const more = await receive(batchSize - byId.size, 0);
       for (const m of more) byId.set(m.MessageId, m);
       if (more.length === 0) await sleep(Math.min(50, Math.max(0, windowEnds - Date.now())));
@@ -239,7 +244,7 @@ export function startSqsPoller(options: PollerOptions): Poller {
   }
 
   async function loop(): Promise<void> {
-    while (!stopping.signal.aborted) {
+    while (!halted) {
       const messages = await gatherBatch();
       if (messages.length === 0) continue;
       stats.inFlight++;
@@ -255,8 +260,9 @@ export function startSqsPoller(options: PollerOptions): Poller {
   const loops = Array.from({ length: concurrency }, () => loop());
   return {
     stats,
-    async stop() {
-      stopping.abort();
+    async stop(stopOptions) {
+      halted = true;
+      if (!stopOptions?.finishReceive) stopping.abort();
       await Promise.all(loops);
     },
   };

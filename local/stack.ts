@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SQSEvent } from "aws-lambda";
+import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
 import { parseMessage } from "#core/parse.ts";
 import type { Telemetry } from "#core/ports.ts";
 import { cleanupHandlerFromEnv, reconcilerHandlerFromEnv, workerHandlerFromEnv } from "#handlers/compose.ts";
@@ -32,7 +33,7 @@ import {
 import { type IngestServer, startIngestServer } from "./ingest.ts";
 import { type InvokeServer, lambdaContext, startInvokeServer } from "./invoke.ts";
 import { fetchStatus, type LocalKamailio, startLocalKamailio } from "./kamailio.ts";
-import { type Poller, startSqsPoller } from "./poller.ts";
+import { type InvocationResult, type Poller, startSqsPoller } from "./poller.ts";
 import { LOCAL_CREDENTIALS, LOCAL_REGION, type LocalSqs, startLocalSqs } from "./sqs.ts";
 
 export const CLEANUP_FUNCTION_NAME = "kwc-cleanup";
@@ -83,6 +84,14 @@ export interface LocalStackOptions {
   concurrency?: number;
   /** Reconciler period; 0 turns the timer off. */
   reconcileEveryMs?: number;
+  /**
+   * The worker's Kamailio JSON-RPC timeout (default: the deployed DEFAULT_RPC_TIMEOUT_MS, 5 s). A
+   * test with a short visibility timeout, hence a short function timeout (visibility / 6), sets it
+   * below that function timeout, as deployed (5 s against 30 s).
+   */
+  workerRpcTimeoutMs?: number;
+  /** Called after each invocation of the worker by the events queue's poller (tests, status lines). */
+  onWorkerInvocation?: (result: InvocationResult) => void;
   log?: (line: string) => void;
 }
 
@@ -131,7 +140,10 @@ export interface LocalStack {
   /** The worker handler the poller invokes (the latency bench also calls it in-process). */
   worker: (event: SQSEvent) => Promise<unknown>;
   counters: StackCounters;
-  /** Stops the worker's poller (events stay in SQS) and starts it again. */
+  /**
+   * Stops the worker's pollers (events stay in SQS; a long poll under way ends by itself, so this
+   * takes up to waitTimeSeconds) and starts them again.
+   */
   pauseWorker(): Promise<void>;
   resumeWorker(): void;
   /** Runs the reconciler once now (what the timer does). */
@@ -342,7 +354,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const env = functionEnv({ fleetConfigPath, sqs, dataApi: dataApi.endpoint });
     const tee = metricCounter(counters.metrics);
-    const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), { tee });
+    const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), {
+      tee,
+      // The same client the composition root builds, with the token it would read from tokenFile.
+      ...(options.workerRpcTimeoutMs !== undefined && {
+        kamailio: new KamailioRpcClient({
+          token: async () => rpcToken,
+          timeoutMs: options.workerRpcTimeoutMs,
+        }),
+      }),
+    });
     const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), { tee });
     const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env), { tee });
     const invoke = await startInvokeServer({
@@ -380,6 +401,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         // The function timeout the visibility timeout was derived from (Lambda's 6× rule).
         functionTimeoutMs: Math.max(1000, (visibilitySeconds * 1000) / 6),
         functionName: "kwc-worker",
+        ...(count && options.onWorkerInvocation ? { onInvocation: options.onWorkerInvocation } : {}),
         log,
       });
     const startPoller = () => {
@@ -472,8 +494,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       worker,
       counters,
       async pauseWorker() {
-        await poller?.stop();
-        await followUpPoller?.stop();
+        // A paused worker loses nothing: the long polls under way end by themselves (≤ waitTimeSeconds).
+        await Promise.all([
+          poller?.stop({ finishReceive: true }),
+          followUpPoller?.stop({ finishReceive: true }),
+        ]);
         poller = undefined;
         followUpPoller = undefined;
       },

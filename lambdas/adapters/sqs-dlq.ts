@@ -1,10 +1,12 @@
 /**
  * DeadLetterSink over SQS: each rejected event becomes its own DLQ message, its reason in the
- * `kwc-reason` message attribute (and the source message id / event index), sent in batches of 10.
+ * `kwc-reason` message attribute (and the source message id / event index, and the source's
+ * `kwc-node` when it had one), sent in batches of 10.
  * Any entry that fails makes send() throw, so the source record is retried rather than lost.
  * Body and reason are always valid SQS text (core/parse.ts sqsSafeText).
  */
 import { SendMessageBatchCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { INGEST_NODE_ATTRIBUTE } from "../core/ingest-identity.ts";
 import { sqsSafeText } from "../core/parse.ts";
 import type { DeadLetterSink, DlqItem } from "../core/ports.ts";
 
@@ -36,6 +38,10 @@ export class SqsDeadLetterSink implements DeadLetterSink {
               ...(item.eventIndex === undefined
                 ? {}
                 : { "kwc-event-index": { DataType: "Number", StringValue: String(item.eventIndex) } }),
+              // The node the ingest authenticated: a redrive is checked against it as the POST was.
+              ...(item.ingestNode === undefined
+                ? {}
+                : { [INGEST_NODE_ATTRIBUTE]: { DataType: "String", StringValue: item.ingestNode } }),
             },
           })),
         }),

@@ -9,8 +9,9 @@
  * redrive can make it count.
  *
  * A message WITHOUT the attribute was not sent through an identity-aware ingest: the worker's own
- * refresh.requested follow-ups, a DLQ redrive of events that passed this check, or a message an
- * older ingest queued before the upgrade. Only principals with sqs:SendMessage on the events queue
+ * refresh.requested follow-ups, or a message an older ingest queued before the upgrade. A DLQ
+ * redrive keeps it: SQS keeps a moved message's attributes, and the worker copies it onto what it
+ * dead-letters itself (DlqItem.ingestNode). Only principals with sqs:SendMessage on the events queue
  * can queue one, and no node is such a principal, so these are accepted as before.
  */
 import { NodeIdSchema } from "./contract.ts";

@@ -162,11 +162,17 @@ export interface KamailioClient {
 }
 
 export interface DlqItem {
+  /** One-event envelope (a redrive reprocesses it), or the source body when no event could be read. */
   body: string;
   reason: string;
   /** SQS message id of the source record and the event's index in its envelope (if any). */
   sourceMessageId: string;
   eventIndex?: number;
+  /**
+   * The source record's `kwc-node` attribute (the node the ingest authenticated), carried onto the
+   * DLQ message so that a redrive is checked against the node that sent it (core/ingest-identity.ts).
+   */
+  ingestNode?: string;
 }
 
 export interface DeadLetterSink {

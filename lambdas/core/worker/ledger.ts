@@ -23,6 +23,16 @@ const KEEP_METRIC: Record<Exclude<KeepReason, "no-match">, MetricName> = {
   changed: "GuardKeepsChanged",
 };
 
+/** `{"v":1,"events":[<event>]}` around an event's JSON text (its bytes kept as they were). */
+function oneEventEnvelope(eventJson: string): string {
+  return `{"v":1,"events":[${eventJson}]}`;
+}
+
+/** The source's authenticated node, for its DLQ items; none for a record without one. */
+function identityOf(record: InputRecord | undefined): { ingestNode?: string } {
+  return record?.ingestNode === undefined ? {} : { ingestNode: record.ingestNode };
+}
+
 export class BatchLedger {
   readonly result: BatchResult = {
     failedMessageIds: [],
@@ -42,20 +52,30 @@ export class BatchLedger {
   rejected(messageId: string, r: Rejection): void {
     this.log.count("EventsRejected");
     this.log.warn("event rejected", { messageId, index: r.index, reason: r.reason });
+    const source = this.#record(messageId);
+    // One event of a readable envelope goes alone, as an envelope a redrive reads (and rejects
+    // again, unless fixed); an unreadable body, or one whose event cannot be shown alone, as is.
+    const alone = r.index !== undefined && r.raw !== source?.body;
     this.result.dlq.push({
-      body: r.raw,
+      body: alone ? oneEventEnvelope(r.raw) : r.raw,
       reason: r.reason,
       sourceMessageId: messageId,
       ...(r.index === undefined ? {} : { eventIndex: r.index }),
+      ...identityOf(source),
     });
   }
 
   deadLetter(sources: readonly SourcedEvent[], reason: string, metric?: MetricName): void {
     for (const s of sources) {
       if (metric) this.log.count(metric);
-      const body = JSON.stringify(s.event);
-      this.result.dlq.push({ body, reason, sourceMessageId: s.messageId, eventIndex: s.index });
+      const body = oneEventEnvelope(JSON.stringify(s.event));
+      const identity = identityOf(this.#record(s.messageId));
+      this.result.dlq.push({ body, reason, sourceMessageId: s.messageId, eventIndex: s.index, ...identity });
     }
+  }
+
+  #record(messageId: string): InputRecord | undefined {
+    return this.records.find((r) => r.messageId === messageId);
   }
 
   retry(sources: readonly SourcedEvent[], fault: Fault, what: string): void {

@@ -171,4 +171,50 @@ describe("local SQS poller", () => {
     const depth = await sqs.depth("queue");
     expect(depth.visible + depth.inFlight).toBe(0);
   });
+
+  it("stop({ finishReceive }) hands a message SQS gave the poll under way to the handler; an aborted poll strands it (the control)", async () => {
+    // A queue whose visibility (30 s) outlasts the test: a stranded message stays in flight.
+    const long = await startLocalSqs({
+      visibilityTimeoutSeconds: 30,
+      queueName: "strand",
+      dlqName: "strand-dlq",
+    });
+    const c = long.createClient();
+    try {
+      const run = async (finishReceive: boolean) => {
+        const bodies: string[] = [];
+        const p = startSqsPoller({
+          client: c,
+          queueUrl: long.queueUrl,
+          queueArn: long.queueArn,
+          waitTimeSeconds: 2,
+          handler: async (event: SQSEvent) => {
+            bodies.push(...event.Records.map((r) => r.body));
+          },
+        });
+        // The first long poll is under way at once; stop, then the message arrives during it.
+        await new Promise((r) => setImmediate(r));
+        const stopping = p.stop({ finishReceive });
+        await c.send(
+          new SendMessageBatchCommand({
+            QueueUrl: long.queueUrl,
+            Entries: [{ Id: "0", MessageBody: `m-${finishReceive}` }],
+          }),
+        );
+        await stopping;
+        return { bodies, depth: await long.depth("queue") };
+      };
+      const graceful = await run(true);
+      expect(graceful.bodies).toEqual(["m-true"]);
+      expect(graceful.depth).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+      const aborted = await run(false);
+      expect(aborted.bodies).toEqual([]);
+      // Not handled, and still in the queue: fauxqs 2.4.1 handed it to the aborted poll, so it sits
+      // in flight for the whole visibility timeout (seen here: inFlight 1).
+      expect(aborted.depth.visible + aborted.depth.inFlight).toBe(1);
+    } finally {
+      c.destroy();
+      await long.stop();
+    }
+  });
 });
