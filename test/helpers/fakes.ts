@@ -80,3 +80,29 @@ export class FakeKamailio implements KamailioClient {
     return s ?? { boot: BOOT };
   }
 }
+
+/**
+ * `port` with `action` run once, right before the first call of `method`: the seam for races
+ * ("a client reconnects between the liveness check and the DELETE", "between the row read and
+ * core.tcp_list") at the port the use case calls, so the production code carries no test hook.
+ */
+export function actBeforeFirst<P extends object>(
+  port: P,
+  method: keyof P & string,
+  action: () => unknown,
+): P {
+  let pending: (() => unknown) | undefined = action;
+  return new Proxy(port, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target);
+      if (typeof value !== "function") return value;
+      if (key !== method) return value.bind(target);
+      return async (...args: unknown[]) => {
+        const run = pending;
+        pending = undefined;
+        await run?.();
+        return value.apply(target, args);
+      };
+    },
+  });
+}

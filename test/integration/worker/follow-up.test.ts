@@ -96,7 +96,7 @@ describe("refresh after deletions with Kamailio's RPC unreachable (real Kamailio
     const down = workerFor(fleet, api.client, tokens, {
       kamailio: cut,
       followUps: new SqsFollowUpSink(sqsClient, sqs.followUpQueueUrl, 1),
-      beforeDelete: async () => {
+      actBeforeDelete: async () => {
         rpcDown = true;
       },
     });

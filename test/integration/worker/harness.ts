@@ -12,6 +12,7 @@ import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient } from "../../helpers/dataapi.ts";
 import type { Engine } from "../../helpers/db.ts";
+import { actBeforeFirst } from "../../helpers/fakes.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 
 export async function startDataApi(): Promise<{ server: DataApiServer; client: RDSDataClient }> {
@@ -49,11 +50,16 @@ export function workerFor(
   fleet: FleetConfig,
   client: RDSDataClient,
   tokens: Map<string, string>,
-  extra: Partial<WorkerDeps> = {},
+  extra: Partial<WorkerDeps> & {
+    /** Runs once between the liveness check and the DELETE (at the store port: see actBeforeFirst). */
+    actBeforeDelete?: () => unknown;
+  } = {},
 ) {
+  const { actBeforeDelete, ...overrides } = extra;
   const tel = memoryTelemetry();
   const dlq = new ArrayDlq();
-  const store = new DataApiWatcherStore(client, fleet.database);
+  const real = new DataApiWatcherStore(client, fleet.database);
+  const store = actBeforeDelete ? actBeforeFirst(real, "deleteWatchers", actBeforeDelete) : real;
   const kamailio = new KamailioRpcClient({ token: async (n) => tokens.get(n.id) ?? "", timeoutMs: 3000 });
   const deps: WorkerDeps = {
     fleet: async () => fleet,
@@ -61,7 +67,7 @@ export function workerFor(
     kamailio,
     dlq,
     telemetry: tel.telemetry,
-    ...extra,
+    ...overrides,
   };
   return { run: createWorker(deps), tel, dlq, store, kamailio, deps };
 }

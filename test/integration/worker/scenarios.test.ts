@@ -145,7 +145,7 @@ describe("worker scenarios (PostgreSQL, nated, notifier_processes=0)", () => {
     const eControl = await killAndAwait(control.c);
     let moved: SipWsClient | undefined;
     const w = workerFor(fleet, api.client, tokens, {
-      beforeDelete: async () => {
+      actBeforeDelete: async () => {
         // The same dialog refreshed over a new connection: Kamailio rewrites the row's contact.
         moved = await SipWsClient.connect(nodeA.wsUrl, { user: "mover" });
         clients.push(moved);

@@ -3,7 +3,7 @@ import { memoryTelemetry } from "#adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "#core/cleanup-request.ts";
 import type { NodeStatus, RowFilter, SweepStore, WatcherRow } from "#core/ports.ts";
 import { runCleanup, type SweepDeps } from "#core/reconcile-sweep.ts";
-import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
+import { actBeforeFirst, FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;
 const node = (id: string, socket: string) =>
@@ -150,18 +150,16 @@ describe("runCleanup", () => {
     const r = row(4000);
     const tables = { aw_a: [r] };
     const { store, kamailio } = fakes(tables, []);
+    // a re-SUBSCRIBE over a new connection, between the read and the delete
+    const rewritten = actBeforeFirst(store, "deleteRows", () => {
+      tables.aw_a = [{ ...r, expires: NOW + 900 }];
+    });
     const deps: SweepDeps = {
-      store,
+      store: rewritten,
       kamailio,
       engine: "postgres",
       fleet: [A],
       now: () => NOW * 1000,
-      hooks: {
-        afterRowsRead: () => {
-          // a re-SUBSCRIBE over a new connection, exactly between the two reads
-          tables.aw_a = [{ ...r, expires: NOW + 900 }];
-        },
-      },
     };
     const report = await runCleanup(deps, req({ scope: "reconcile" }));
     expect(report.totals.counts["conn-closed"]).toBe(1);
