@@ -49,16 +49,10 @@ describe.each<Engine>(["postgres", "mysql"])("kwc db migrate on %s", (engine) =>
   }
 
   beforeAll(async () => {
-    // The SDK reads its region and credentials from the process environment (this file's worker).
-    Object.assign(process.env, {
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "local",
-      AWS_SECRET_ACCESS_KEY: "local",
-    });
+    // Region, credentials and endpoint reach the SDK clients through kwc's env object (above).
     db = await createTestDb(engine, "climig");
     await db.createNodeTable("aw_mig");
     server = await startDataApiServer({ targets: [testDbTarget(db)] });
-    process.env.AWS_ENDPOINT_URL_RDS_DATA = server.endpoint;
     files[0] = fleetFile(0);
     files[1] = fleetFile(1);
   });
