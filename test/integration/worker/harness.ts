@@ -6,13 +6,13 @@ import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
-import type { DeadLetterSink, DlqItem } from "#core/ports.ts";
+import type { DlqItem } from "#core/ports.ts";
 import { createWorker, type WorkerDeps } from "#core/worker.ts";
 import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient } from "../../helpers/dataapi.ts";
 import type { Engine } from "../../helpers/db.ts";
-import { actBeforeFirst } from "../../helpers/fakes.ts";
+import { actBeforeFirst, RecordingSink } from "../../helpers/fakes.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 
 export async function startDataApi(): Promise<{ server: DataApiServer; client: RDSDataClient }> {
@@ -39,12 +39,8 @@ export function nodeConfigOf(
   };
 }
 
-export class ArrayDlq implements DeadLetterSink {
-  items: DlqItem[] = [];
-  async send(items: DlqItem[]): Promise<void> {
-    this.items.push(...items);
-  }
-}
+/** The shared recording DLQ (test/helpers/fakes.ts), under the name the reliability tests import. */
+export const ArrayDlq = RecordingSink<DlqItem>;
 
 export function workerFor(
   fleet: FleetConfig,
