@@ -11,6 +11,7 @@ import type {
   KamailioClient,
   NodeScope,
   NodeStatus,
+  PeerStates,
   PresentityKey,
   RowFilter,
   SweepStore,
@@ -68,6 +69,8 @@ export class FakeKamailio implements KamailioClient {
   journal: string[] = [];
   /** A fault for one presentity's refresh (thrown), besides the queued refreshFailures. */
   refreshFaultFor?: (presentityUri: string) => unknown;
+  /** Set, the node answers the kwc.cfg peer lookup (KWC_PEERS); unset, only core.tcp_list (an older cfg). */
+  peerStates?: (node: NodeConfig, peers: string[]) => Promise<PeerStates | undefined>;
   async tcpList(node: NodeConfig): Promise<TcpConnection[]> {
     this.tcpListCalls.push(node.id);
     this.journal.push("tcp_list");
