@@ -42,6 +42,20 @@ export function nodeConfig(id: string, overrides: Partial<NodeConfig> = {}): Nod
   };
 }
 
+/** The node a test started (test/helpers/kamailio.ts): its URLs, socket and table; the rest as nodeConfig's. */
+export function runningNodeConfig(
+  node: { nodeId: string; rpcUrl: string; statusUrl: string; socketInfo: string; watchersTable: string },
+  overrides: Partial<NodeConfig> = {},
+): NodeConfig {
+  return nodeConfig(node.nodeId, {
+    rpcUrl: node.rpcUrl,
+    statusUrl: node.statusUrl,
+    socketInfo: [node.socketInfo],
+    watchersTable: node.watchersTable,
+    ...overrides,
+  });
+}
+
 export function fleetOf(nodes: NodeConfig[], overrides: Partial<FleetConfig> = {}): FleetConfig {
   return {
     version: 1,

@@ -10,6 +10,7 @@ import { main } from "../../../cli/main.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
+import { fleetOf, nodeConfig } from "../../helpers/fakes.ts";
 
 describe.each<Engine>(["postgres", "mysql"])("kwc db migrate on %s", (engine) => {
   let db: TestDb;
@@ -18,19 +19,16 @@ describe.each<Engine>(["postgres", "mysql"])("kwc db migrate on %s", (engine) =>
 
   const fleetFile = (notifierProcesses: number) => {
     const file = `/tmp/kwc-fleet-${db.name}-${notifierProcesses}.json`;
-    const node = {
-      id: "n1",
+    const node = nodeConfig("n1", {
       rpcUrl: "http://127.0.0.1:9/RPC",
       statusUrl: "http://127.0.0.1:9/kwc/status",
       tokenSecret: "env:KWC_TEST_TOKEN",
       socketInfo: ["tcp:127.0.0.2:5060"],
       watchersTable: "aw_mig",
       contactStyle: "auto",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
       notifierProcesses,
-    };
-    writeFileSync(file, JSON.stringify({ version: 1, database: testDbConfig(db), nodes: [node] }));
+    });
+    writeFileSync(file, JSON.stringify(fleetOf([node], { database: testDbConfig(db) })));
     return file;
   };
   async function kwc(args: string[], notifierProcesses = 0) {

@@ -12,7 +12,7 @@ import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient } from "../../helpers/dataapi.ts";
 import type { Engine } from "../../helpers/db.ts";
-import { actBeforeFirst, RecordingSink } from "../../helpers/fakes.ts";
+import { actBeforeFirst, RecordingSink, runningNodeConfig } from "../../helpers/fakes.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 
 export async function startDataApi(): Promise<{ server: DataApiServer; client: RDSDataClient }> {
@@ -25,18 +25,7 @@ export function nodeConfigOf(
   contactStyle: NodeConfig["contactStyle"],
   notifierProcesses = 0,
 ): NodeConfig {
-  return {
-    id: node.nodeId,
-    rpcUrl: node.rpcUrl,
-    statusUrl: node.statusUrl,
-    tokenSecret: "env:UNUSED_IN_TESTS",
-    socketInfo: [node.socketInfo],
-    watchersTable: node.watchersTable,
-    contactStyle,
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses,
-  };
+  return runningNodeConfig(node, { contactStyle, notifierProcesses });
 }
 
 /** The shared recording DLQ (test/helpers/fakes.ts), under the name the reliability tests import. */

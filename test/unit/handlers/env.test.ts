@@ -13,25 +13,9 @@ import {
   ReconcilerEnvSchema,
   WorkerEnvSchema,
 } from "#handlers/env.ts";
+import { fleetOf, nodeConfig } from "../../helpers/fakes.ts";
 
-const fleet = parseFleetConfig({
-  version: 1,
-  database: { engine: "postgres", resourceArn: "arn:r", secretArn: "arn:s", name: "kamailio" },
-  nodes: [
-    {
-      id: "n1",
-      rpcUrl: "http://127.0.0.1:9/RPC",
-      statusUrl: "http://127.0.0.1:9/kwc/status",
-      tokenSecret: "env:T",
-      socketInfo: ["tcp:127.0.0.1:8080"],
-      watchersTable: "active_watchers",
-      contactStyle: "nated",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-    },
-  ],
-});
+const fleet = parseFleetConfig(fleetOf([nodeConfig("n1")]));
 const FLEET = { KWC_FLEET_CONFIG: "file:/nonexistent/fleet.json" };
 const WORKER = { ...FLEET, KWC_DLQ_URL: "http://127.0.0.1:9/000000000000/dlq" };
 
