@@ -10,9 +10,9 @@ import type { DlqItem } from "#core/ports.ts";
 import { createWorker, type WorkerDeps } from "#core/worker.ts";
 import { defaultTargets } from "../../../local/dataapi/config.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
-import { localDataApiClient } from "../../helpers/dataapi.ts";
-import type { Engine } from "../../helpers/db.ts";
-import { actBeforeFirst, RecordingSink, runningNodeConfig } from "../../helpers/fakes.ts";
+import { localDataApiClient, testDbConfig } from "../../helpers/dataapi.ts";
+import type { Engine, TestDb } from "../../helpers/db.ts";
+import { actBeforeFirst, fleetOf, RecordingSink, runningNodeConfig } from "../../helpers/fakes.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 
 export async function startDataApi(): Promise<{ server: DataApiServer; client: RDSDataClient }> {
@@ -30,6 +30,19 @@ export function nodeConfigOf(
 
 /** The shared recording DLQ (test/helpers/fakes.ts), under the name the reliability tests import. */
 export const ArrayDlq = RecordingSink<DlqItem>;
+
+/** A worker fleet over the test database: these nodes, the deployed notify failure codes. */
+export function testFleet(db: TestDb, nodes: NodeConfig[]): FleetConfig {
+  return fleetOf(nodes, { database: testDbConfig(db) });
+}
+
+/** One started node's fleet and RPC token (the worker tests of one node). */
+export function oneNodeFleet(bed: { db: TestDb; node: KamailioNode }) {
+  return {
+    fleet: testFleet(bed.db, [nodeConfigOf(bed.node, "nated")]),
+    tokens: new Map([[bed.node.nodeId, bed.node.rpcToken]]),
+  };
+}
 
 export function workerFor(
   fleet: FleetConfig,
