@@ -9,24 +9,19 @@ import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../test/helpers/db.ts";
+import { nodeConfig } from "../test/helpers/fakes.ts";
 import { startKamailio } from "../test/helpers/kamailio.ts";
 
 const AT = 1_795_621_085;
 const BOOT = "1795621085-9f3a61c2";
 
 function nodeOf(i: number): NodeConfig {
-  return {
-    id: `bench-${i}`,
+  return nodeConfig(`bench-${i}`, {
     rpcUrl: `http://127.0.0.${10 + i}:5081/RPC`,
     statusUrl: `http://127.0.0.${10 + i}:5081/kwc/status`,
-    tokenSecret: "env:UNUSED",
     socketInfo: [`tcp:127.0.0.${10 + i}:5080`],
     watchersTable: `aw_bench_${i}`,
-    contactStyle: "nated",
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
-  };
+  });
 }
 
 /** Kamailio stand-in that counts calls (the bench is about Data API round trips). */
