@@ -5,6 +5,14 @@ import { RpcFaultError, RpcTransportError } from "#core/classify.ts";
 import { nodeConfig } from "../../helpers/fakes.ts";
 
 const node = nodeConfig("node-1");
+const STATUS = {
+  node: "node-1",
+  boot: "1-abcd",
+  version: "5.6.3",
+  subsDbMode: 3,
+  notifierProcesses: 0,
+  watchersTable: "aw",
+};
 
 function fakeFetch(reply: (url: string, init: RequestInit) => Response | Promise<Response>) {
   const calls: { url: string; init: RequestInit; body: unknown }[] = [];
@@ -93,14 +101,7 @@ describe("KamailioRpcClient", () => {
             ],
             id: 1,
           })
-        : Response.json({
-            node: "node-1",
-            boot: "1-abcd",
-            version: "5.6.3",
-            subsDbMode: 3,
-            notifierProcesses: 0,
-            watchersTable: "aw",
-          }),
+        : Response.json(STATUS),
     );
     const rpc = new KamailioRpcClient({ token: async () => "t", fetch: f });
     expect(await rpc.tcpList(node)).toEqual([
@@ -114,14 +115,7 @@ describe("KamailioRpcClient", () => {
         dstPort: 5080,
       },
     ]);
-    expect(await rpc.status(node)).toEqual({
-      node: "node-1",
-      boot: "1-abcd",
-      version: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-      watchersTable: "aw",
-    });
+    expect(await rpc.status(node)).toEqual(STATUS); // kwc.cfg's /kwc/status answer, as is
     expect(parseNodeStatus({ version: "kamailio 5.8.6 (x86_64/linux)", subs_db_mode: "3" })).toEqual({
       version: "5.8.6",
       subsDbMode: 3,
