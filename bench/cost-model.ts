@@ -7,13 +7,12 @@
 // Unit prices are printed next to their source. Run: npm run bench:cost-model.
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
-import type { KamailioClient } from "#core/ports.ts";
 import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../test/helpers/db.ts";
-import { fleetOf, nodeConfig } from "../test/helpers/fakes.ts";
+import { FakeKamailio, fleetOf, nodeConfig } from "../test/helpers/fakes.ts";
 import { buildStack } from "../test/infra/synth.ts";
 
 const TABS = 10;
@@ -92,20 +91,15 @@ async function measure(version: string, batchSize: number): Promise<Measured> {
       database: testDbConfig(db),
       notifyFailureCodes: [404, 410, 481, 408],
     });
-    const rpc = { status: 0, tcpList: 0, refresh: 0 };
-    const kamailio: KamailioClient = {
-      tcpList: async () => {
-        rpc.tcpList++;
-        return [];
-      },
-      refreshWatchers: async () => {
-        rpc.refresh++;
-      },
-      status: async () => {
-        rpc.status++;
-        return { node: node.id, boot: BOOT, version, subsDbMode: 3, notifierProcesses: 0 };
-      },
-    };
+    // No connection is live; every call is counted.
+    const kamailio = new FakeKamailio();
+    kamailio.statusOf.set(node.id, {
+      node: node.id,
+      boot: BOOT,
+      version,
+      subsDbMode: 3,
+      notifierProcesses: 0,
+    });
     const worker = createWorker({
       fleet: async () => fleet,
       storeFor: () => new DataApiWatcherStore(rds, fleet.database),
@@ -146,7 +140,11 @@ async function measure(version: string, batchSize: number): Promise<Measured> {
       version,
       events: TABS,
       dataApiCalls: server.stats.calls - before,
-      rpc,
+      rpc: {
+        status: kamailio.statusCalls,
+        tcpList: kamailio.tcpListCalls.length,
+        refresh: kamailio.refreshCalls.length,
+      },
       workerMs,
       refreshReasons,
     };

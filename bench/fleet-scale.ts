@@ -15,7 +15,7 @@ import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import type { FleetConfig } from "#core/fleet.ts";
 import { migratePeerIndex, unmigratePeerIndex } from "#core/peer-index-migration.ts";
-import type { KamailioClient, NodeScope, WatcherCriteria, WatcherRow, WatcherStore } from "#core/ports.ts";
+import type { NodeScope, WatcherCriteria, WatcherRow, WatcherStore } from "#core/ports.ts";
 import { selectCandidatesStatement } from "#core/watcher-sql.ts";
 import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
@@ -23,7 +23,7 @@ import { startDataApiServer } from "../local/dataapi/server.ts";
 import { BLF_SOCKET, blfPeer, fillBlf } from "../test/helpers/blf.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine } from "../test/helpers/db.ts";
-import { nodeConfig } from "../test/helpers/fakes.ts";
+import { FakeKamailio, nodeConfig } from "../test/helpers/fakes.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -52,11 +52,9 @@ class ShippedStore extends DataApiWatcherStore {
 
 const node = nodeConfig("fleet-1", { socketInfo: [BLF_SOCKET], watchersTable: TABLE, contactStyle: "auto" });
 
-const deadNode: KamailioClient = {
-  tcpList: async () => [],
-  refreshWatchers: async () => {},
-  status: async () => ({}),
-};
+/** Every node answers status without a boot id and lists no connection. */
+const deadNode = new FakeKamailio();
+deadNode.statusOf.set(node.id, {});
 
 interface Row {
   engine: Engine;
