@@ -12,7 +12,7 @@ import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../test/helpers/db.ts";
-import { FakeKamailio, fleetOf, nodeConfig } from "../test/helpers/fakes.ts";
+import { FakeKamailio, fleetOf, nodeConfig, RecordingSink } from "../test/helpers/fakes.ts";
 import { buildStack } from "../test/infra/synth.ts";
 
 const TABS = 10;
@@ -104,7 +104,7 @@ async function measure(version: string, batchSize: number): Promise<Measured> {
       fleet: async () => fleet,
       storeFor: () => new DataApiWatcherStore(rds, fleet.database),
       kamailio,
-      dlq: { send: async () => {} },
+      dlq: new RecordingSink(),
       telemetry: memoryTelemetry().telemetry,
       now: () => AT * 1000 + 5000,
     });

@@ -23,7 +23,7 @@ import { startDataApiServer } from "../local/dataapi/server.ts";
 import { BLF_SOCKET, blfPeer, fillBlf } from "../test/helpers/blf.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine } from "../test/helpers/db.ts";
-import { FakeKamailio, nodeConfig } from "../test/helpers/fakes.ts";
+import { FakeKamailio, nodeConfig, RecordingSink } from "../test/helpers/fakes.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -128,7 +128,7 @@ async function benchEngine(engine: Engine, out: Row[], builds: Record<string, nu
           fleet: async () => fleet,
           storeFor: () => store.store,
           kamailio: deadNode,
-          dlq: { send: async () => {} },
+          dlq: new RecordingSink(),
           telemetry: memoryTelemetry().telemetry,
         });
         const events = tabs.map((peer) => ({

@@ -8,7 +8,7 @@ import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../test/helpers/db.ts";
-import { FakeKamailio, nodeConfig } from "../test/helpers/fakes.ts";
+import { FakeKamailio, nodeConfig, RecordingSink } from "../test/helpers/fakes.ts";
 import { startKamailio } from "../test/helpers/kamailio.ts";
 
 const AT = 1_795_621_085;
@@ -71,7 +71,7 @@ async function benchEngine(engine: Engine) {
         fleet: async () => fleet,
         storeFor: () => new DataApiWatcherStore(rds, fleet.database),
         kamailio: k,
-        dlq: { send: async () => {} },
+        dlq: new RecordingSink(),
         telemetry: memoryTelemetry().telemetry,
       });
       const before = server.stats.calls;

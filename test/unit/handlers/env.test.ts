@@ -13,7 +13,7 @@ import {
   ReconcilerEnvSchema,
   WorkerEnvSchema,
 } from "#handlers/env.ts";
-import { fleetOf, nodeConfig } from "../../helpers/fakes.ts";
+import { fleetOf, nodeConfig, RecordingSink } from "../../helpers/fakes.ts";
 
 const fleet = parseFleetConfig(fleetOf([nodeConfig("n1")]));
 const FLEET = { KWC_FLEET_CONFIG: "file:/nonexistent/fleet.json" };
@@ -129,15 +129,11 @@ describe("handlers built from an env object", () => {
   it("tees the worker's telemetry: a rejected event reaches the DLQ and is counted in the copy", async () => {
     const env = parseEnv("worker", WorkerEnvSchema, { ...WORKER, LOG_LEVEL: "SILENT" });
     const copy = memoryTelemetry();
-    const dlq: DlqItem[] = [];
-    const handler = workerHandlerFromEnv(env, {
-      tee: copy.telemetry,
-      fleet: async () => fleet,
-      dlq: { send: async (items) => void dlq.push(...items) },
-    });
+    const dlq = new RecordingSink<DlqItem>();
+    const handler = workerHandlerFromEnv(env, { tee: copy.telemetry, fleet: async () => fleet, dlq });
     const record = { messageId: "m1", body: "not json" } as never;
     expect(await handler({ Records: [record] })).toEqual({ batchItemFailures: [] });
-    expect(dlq.map((d) => d.sourceMessageId)).toEqual(["m1"]);
+    expect(dlq.items.map((d) => d.sourceMessageId)).toEqual(["m1"]);
     expect(copy.counts).toMatchObject({ EventsRejected: 1, DlqSent: 1 });
   });
 });
