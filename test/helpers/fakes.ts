@@ -106,6 +106,24 @@ export class FakeKamailio implements KamailioClient {
     const f = this.refreshFailures.shift() ?? this.refreshFaultFor?.(presentityUri);
     if (f) throw f;
   }
+  /**
+   * Scripts one node: its status answer (Kamailio 5.6.3, DB-only, sync mode and BOOT unless
+   * `status` says otherwise) and the WS peers connected to it.
+   */
+  serve(
+    nodeId: string,
+    opts: { status?: Partial<NodeStatus>; live?: { ip: string; port: number }[] } = {},
+  ): this {
+    this.statusOf.set(nodeId, {
+      boot: BOOT,
+      version: "5.6.3",
+      subsDbMode: 3,
+      notifierProcesses: 0,
+      ...opts.status,
+    });
+    if (opts.live) this.live.set(nodeId, opts.live);
+    return this;
+  }
   statusCalls = 0;
   async status(node: NodeConfig): Promise<NodeStatus> {
     this.statusCalls++;

@@ -38,14 +38,10 @@ function sweepWith(refreshFaults: Record<string, unknown>, followUps?: FollowUpS
       row(4, 6000, "sip:bob@x"),
     ],
   });
-  const kamailio = new FakeKamailio();
-  kamailio.statusOf.set("a", {
-    boot: "1800000000-abcd",
-    version: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
+  const kamailio = new FakeKamailio().serve("a", {
+    status: { boot: "1800000000-abcd" },
+    live: [{ ip: "10.9.9.9", port: 6000 }],
   });
-  kamailio.live.set("a", [{ ip: "10.9.9.9", port: 6000 }]);
   kamailio.refreshFaultFor = (presentity) => refreshFaults[presentity];
   return runCleanup(
     {

@@ -13,10 +13,8 @@ const fleet = parseFleetConfig(fleetOf([node("n1", "10.0.0.1"), node("n2", "10.0
 const rds = mockClient(RDSDataClient);
 const kamailio = new FakeKamailio();
 const calls = kamailio.journal;
-for (const n of fleet.nodes) {
-  const facts = { version: "5.6.3", subsDbMode: 3, notifierProcesses: 0, watchersTable: n.watchersTable };
-  kamailio.statusOf.set(n.id, { boot: "1800000000-abcd", ...facts });
-}
+for (const n of fleet.nodes)
+  kamailio.serve(n.id, { status: { boot: "1800000000-abcd", watchersTable: n.watchersTable } });
 const runtime: FleetRuntime = { loadFleet: async () => fleet, rdsData: new RDSDataClient({}), kamailio };
 
 beforeEach(() => {

@@ -54,9 +54,7 @@ function setup(rows: WatcherRow[], livePorts: number[], style: ContactStyle) {
     { ip: "10.9.9.9", port },
     { ip: "2001:db8::1", port },
   ]);
-  const kamailio = new FakeKamailio();
-  kamailio.statusOf.set("a", { boot: "1-abcd", version: "5.6.3", subsDbMode: 3, notifierProcesses: 0 });
-  kamailio.live.set("a", live);
+  const kamailio = new FakeKamailio().serve("a", { status: { boot: "1-abcd" }, live });
   return { node, store, kamailio, live };
 }
 

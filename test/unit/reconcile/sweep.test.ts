@@ -40,20 +40,9 @@ function fakes(
   const kamailio = new FakeKamailio();
   const calls = kamailio.journal;
   const store = new MemoryStore(tables, { calls, pageSize });
-  for (const id of ["a", "b"]) {
-    kamailio.statusOf.set(id, {
-      boot: "1800000000-abcd",
-      version: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-      watchersTable: `aw_${id}`,
-      ...status,
-    });
-    kamailio.live.set(
-      id,
-      peers.map((port) => ({ ip: "10.9.9.9", port })),
-    );
-  }
+  const live = peers.map((port) => ({ ip: "10.9.9.9", port }));
+  for (const id of ["a", "b"])
+    kamailio.serve(id, { status: { boot: "1800000000-abcd", watchersTable: `aw_${id}`, ...status }, live });
   return { store, kamailio, calls };
 }
 
