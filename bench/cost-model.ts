@@ -7,13 +7,12 @@
 // Unit prices are printed next to their source. Run: npm run bench:cost-model.
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
-import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
-import type { KamailioClient } from "#core/ports.ts";
 import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type TestDb } from "../test/helpers/db.ts";
+import { FakeKamailio, fleetOf, nodeConfig, RecordingSink } from "../test/helpers/fakes.ts";
 import { buildStack } from "../test/infra/synth.ts";
 
 const TABS = 10;
@@ -54,18 +53,7 @@ function deployedWorker(): { memoryMb: number; architecture: string; batchSize: 
   };
 }
 
-const node: NodeConfig = {
-  id: "cost-1",
-  rpcUrl: "http://127.0.0.1:1/RPC",
-  statusUrl: "http://127.0.0.1:1/kwc/status",
-  tokenSecret: "env:UNUSED",
-  socketInfo: ["tcp:127.0.0.99:5080"],
-  watchersTable: "aw_cost_1",
-  contactStyle: "nated",
-  kamailioVersion: "5.6.3",
-  subsDbMode: 3,
-  notifierProcesses: 0,
-};
+const node = nodeConfig("cost-1", { socketInfo: ["tcp:127.0.0.99:5080"], watchersTable: "aw_cost_1" });
 
 async function fill(db: TestDb): Promise<void> {
   const rows: string[] = [];
@@ -99,31 +87,24 @@ async function measure(version: string, batchSize: number): Promise<Measured> {
   try {
     await db.createNodeTable(node.watchersTable);
     await fill(db);
-    const fleet: FleetConfig = {
-      version: 1,
+    const fleet = fleetOf([{ ...node, kamailioVersion: version }], {
       database: testDbConfig(db),
       notifyFailureCodes: [404, 410, 481, 408],
-      nodes: [{ ...node, kamailioVersion: version }],
-    };
-    const rpc = { status: 0, tcpList: 0, refresh: 0 };
-    const kamailio: KamailioClient = {
-      tcpList: async () => {
-        rpc.tcpList++;
-        return [];
-      },
-      refreshWatchers: async () => {
-        rpc.refresh++;
-      },
-      status: async () => {
-        rpc.status++;
-        return { node: node.id, boot: BOOT, version, subsDbMode: 3, notifierProcesses: 0 };
-      },
-    };
+    });
+    // No connection is live; every call is counted.
+    const kamailio = new FakeKamailio();
+    kamailio.statusOf.set(node.id, {
+      node: node.id,
+      boot: BOOT,
+      version,
+      subsDbMode: 3,
+      notifierProcesses: 0,
+    });
     const worker = createWorker({
       fleet: async () => fleet,
       storeFor: () => new DataApiWatcherStore(rds, fleet.database),
       kamailio,
-      dlq: { send: async () => {} },
+      dlq: new RecordingSink(),
       telemetry: memoryTelemetry().telemetry,
       now: () => AT * 1000 + 5000,
     });
@@ -159,7 +140,11 @@ async function measure(version: string, batchSize: number): Promise<Measured> {
       version,
       events: TABS,
       dataApiCalls: server.stats.calls - before,
-      rpc,
+      rpc: {
+        status: kamailio.statusCalls,
+        tcpList: kamailio.tcpListCalls.length,
+        refresh: kamailio.refreshCalls.length,
+      },
       workerMs,
       refreshReasons,
     };

@@ -13,9 +13,9 @@ import { parseArgs } from "node:util";
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
-import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
+import type { FleetConfig } from "#core/fleet.ts";
 import { migratePeerIndex, unmigratePeerIndex } from "#core/peer-index-migration.ts";
-import type { KamailioClient, NodeScope, WatcherCriteria, WatcherRow, WatcherStore } from "#core/ports.ts";
+import type { NodeScope, WatcherCriteria, WatcherRow, WatcherStore } from "#core/ports.ts";
 import { selectCandidatesStatement } from "#core/watcher-sql.ts";
 import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
@@ -23,6 +23,7 @@ import { startDataApiServer } from "../local/dataapi/server.ts";
 import { BLF_SOCKET, blfPeer, fillBlf } from "../test/helpers/blf.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine } from "../test/helpers/db.ts";
+import { FakeKamailio, nodeConfig, RecordingSink } from "../test/helpers/fakes.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -49,24 +50,11 @@ class ShippedStore extends DataApiWatcherStore {
   }
 }
 
-const node: NodeConfig = {
-  id: "fleet-1",
-  rpcUrl: "http://127.0.0.1:9/RPC",
-  statusUrl: "http://127.0.0.1:9/kwc/status",
-  tokenSecret: "env:UNUSED",
-  socketInfo: [BLF_SOCKET],
-  watchersTable: TABLE,
-  contactStyle: "auto",
-  kamailioVersion: "5.6.3",
-  subsDbMode: 3,
-  notifierProcesses: 0,
-};
+const node = nodeConfig("fleet-1", { socketInfo: [BLF_SOCKET], watchersTable: TABLE, contactStyle: "auto" });
 
-const deadNode: KamailioClient = {
-  tcpList: async () => [],
-  refreshWatchers: async () => {},
-  status: async () => ({}),
-};
+/** Every node answers status without a boot id and lists no connection. */
+const deadNode = new FakeKamailio();
+deadNode.statusOf.set(node.id, {});
 
 interface Row {
   engine: Engine;
@@ -140,7 +128,7 @@ async function benchEngine(engine: Engine, out: Row[], builds: Record<string, nu
           fleet: async () => fleet,
           storeFor: () => store.store,
           kamailio: deadNode,
-          dlq: { send: async () => {} },
+          dlq: new RecordingSink(),
           telemetry: memoryTelemetry().telemetry,
         });
         const events = tabs.map((peer) => ({

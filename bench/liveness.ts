@@ -12,10 +12,10 @@
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
-import type { NodeConfig } from "#core/fleet.ts";
 import { peerKey } from "#core/peer.ts";
 import { livePeersAmong } from "#core/peer-liveness.ts";
 import { createTestDb } from "../test/helpers/db.ts";
+import { runningNodeConfig } from "../test/helpers/fakes.ts";
 import { startKamailio } from "../test/helpers/kamailio.ts";
 
 const { values: args } = parseArgs({
@@ -55,18 +55,7 @@ const node = await startKamailio({
   shmMb: Math.max(64, Math.ceil((max * 81) / 1024) + 128),
   defines: { KWC_TCP_MAX_CONNECTIONS: max + 512 },
 });
-const config: NodeConfig = {
-  id: node.nodeId,
-  rpcUrl: node.rpcUrl,
-  statusUrl: node.statusUrl,
-  tokenSecret: "env:UNUSED",
-  socketInfo: [node.socketInfo],
-  watchersTable: "active_watchers",
-  contactStyle: "nated",
-  kamailioVersion: "5.6.3",
-  subsDbMode: 3,
-  notifierProcesses: 0,
-};
+const config = runningNodeConfig(node);
 const rpc = new KamailioRpcClient({ token: async () => node.rpcToken, timeoutMs: 60_000 });
 const sockets: WebSocket[] = [];
 const rows: Row[] = [];

@@ -17,12 +17,12 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DataApiReconcileStore } from "#adapters/reconcile-store.ts";
 import { CleanupRequestSchema } from "#core/cleanup-request.ts";
-import type { NodeConfig } from "#core/fleet.ts";
 import type { KamailioClient } from "#core/ports.ts";
 import { runCleanup, type SweepHooks } from "#core/reconcile-sweep.ts";
 import type { DataApiTarget } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import type { Engine } from "../test/helpers/db.ts";
+import { nodeConfig } from "../test/helpers/fakes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -248,18 +248,7 @@ async function bench(engine: Engine, rowCount: number, livePeers: number): Promi
         refreshes++;
       },
     };
-    const node: NodeConfig = {
-      id: "bench",
-      rpcUrl: "http://127.0.0.1:9/RPC",
-      statusUrl: "http://127.0.0.1:9/kwc/status",
-      tokenSecret: "env:UNUSED",
-      socketInfo: [SOCKET],
-      watchersTable: TABLE,
-      contactStyle: "nated",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-    };
+    const node = nodeConfig("bench", { socketInfo: [SOCKET], watchersTable: TABLE });
     const hooks: SweepHooks = {
       onProgress: (e) => {
         if (e.phase === "rows" && e.done % 25000 < 1600) traceMemory(`rows ${e.done}`);

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
 import type { NodeConfig } from "#core/fleet.ts";
 import { createTestDb, type TestDb } from "../test/helpers/db.ts";
+import { runningNodeConfig } from "../test/helpers/fakes.ts";
 import { type KamailioNode, startKamailio } from "../test/helpers/kamailio.ts";
 import { SipWsClient } from "../test/helpers/sip-ws-client.ts";
 
@@ -64,20 +65,7 @@ const allocationFailures = (node: KamailioNode) =>
     .split("\n")
     .filter((l) => /no more shm|could not allocate|out of memory|no more pkg/i.test(l)).length;
 
-function configOf(node: KamailioNode): NodeConfig {
-  return {
-    id: node.nodeId,
-    rpcUrl: node.rpcUrl,
-    statusUrl: node.statusUrl,
-    tokenSecret: "env:UNUSED",
-    socketInfo: [node.socketInfo],
-    watchersTable: node.watchersTable,
-    contactStyle: "nated",
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
-  };
-}
+const configOf = (node: KamailioNode): NodeConfig => runningNodeConfig(node);
 
 /**
  * `count` watchers of `presentity` on `node`, one WS client each (as BLF tabs are: several

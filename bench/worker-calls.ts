@@ -3,49 +3,31 @@ import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import type { FleetConfig, NodeConfig } from "#core/fleet.ts";
-import type { KamailioClient, TcpConnection } from "#core/ports.ts";
 import { createWorker } from "#core/worker.ts";
 import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../test/helpers/db.ts";
+import { FakeKamailio, nodeConfig, RecordingSink } from "../test/helpers/fakes.ts";
 import { startKamailio } from "../test/helpers/kamailio.ts";
 
 const AT = 1_795_621_085;
 const BOOT = "1795621085-9f3a61c2";
 
 function nodeOf(i: number): NodeConfig {
-  return {
-    id: `bench-${i}`,
+  return nodeConfig(`bench-${i}`, {
     rpcUrl: `http://127.0.0.${10 + i}:5081/RPC`,
     statusUrl: `http://127.0.0.${10 + i}:5081/kwc/status`,
-    tokenSecret: "env:UNUSED",
     socketInfo: [`tcp:127.0.0.${10 + i}:5080`],
     watchersTable: `aw_bench_${i}`,
-    contactStyle: "nated",
-    kamailioVersion: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
-  };
+  });
 }
 
-/** Kamailio stand-in that counts calls (the bench is about Data API round trips). */
-function countingKamailio() {
-  const calls = { tcpList: 0, refresh: 0, status: 0 };
-  const client: KamailioClient = {
-    async tcpList(): Promise<TcpConnection[]> {
-      calls.tcpList++;
-      return [];
-    },
-    async refreshWatchers() {
-      calls.refresh++;
-    },
-    async status() {
-      calls.status++;
-      return {};
-    },
-  };
-  return { client, calls };
+/** Kamailio stand-in that counts calls (the bench is about Data API round trips): no boot id, nothing live. */
+function countingKamailio(nodes: readonly NodeConfig[]): FakeKamailio {
+  const k = new FakeKamailio();
+  for (const n of nodes) k.statusOf.set(n.id, {});
+  return k;
 }
 
 let rowId = 1;
@@ -84,12 +66,12 @@ async function benchEngine(engine: Engine) {
       await insertRow(db, n1, `sip:l${i}@10.1.0.1:${30000 + i};transport=ws`, `sip:p${i % 3}@example.com`);
     }
     const run = async (label: string, body: string[]) => {
-      const k = countingKamailio();
+      const k = countingKamailio(nodes);
       const worker = createWorker({
         fleet: async () => fleet,
         storeFor: () => new DataApiWatcherStore(rds, fleet.database),
-        kamailio: k.client,
-        dlq: { send: async () => {} },
+        kamailio: k,
+        dlq: new RecordingSink(),
         telemetry: memoryTelemetry().telemetry,
       });
       const before = server.stats.calls;
@@ -98,7 +80,7 @@ async function benchEngine(engine: Engine) {
       const ms = performance.now() - t0;
       console.log(
         `${engine.padEnd(8)} ${label.padEnd(52)} dataApiCalls=${server.stats.calls - before}  deleted=${r.deleted}  ` +
-          `rpc: status=${k.calls.status} tcp_list=${k.calls.tcpList} refresh=${k.calls.refresh}  ${ms.toFixed(0)} ms`,
+          `rpc: status=${k.statusCalls} tcp_list=${k.tcpListCalls.length} refresh=${k.refreshCalls.length}  ${ms.toFixed(0)} ms`,
       );
     };
     const closed = (node: string, port: number, ip = "10.1.0.1") => ({

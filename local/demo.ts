@@ -19,7 +19,7 @@ import { createTestDb } from "../test/helpers/db.ts";
 import { loopbackAddress } from "../test/helpers/ports.ts";
 import type { Engine } from "./db.ts";
 import { formatDemoTable, runDemoScenario } from "./demo-scenario.ts";
-import { divertJsonLines, ensureServices } from "./services.ts";
+import { ensureServices } from "./services.ts";
 import { startLocalStack } from "./stack.ts";
 
 const HELP = `npm run demo [-- --engine postgres|mysql] [--survivors N] [--json]
@@ -58,7 +58,6 @@ async function main(): Promise<number> {
   ensureServices(engine, say);
   const stateDir = mkdtempSync(join(tmpdir(), "kwc-demo-"));
   const serviceLog = createWriteStream(join(stateDir, "service.log"));
-  const restoreStdout = divertJsonLines((text) => serviceLog.write(text));
   const db = await createTestDb(engine, "demo");
   let stack: Awaited<ReturnType<typeof startLocalStack>> | undefined;
   try {
@@ -74,10 +73,10 @@ async function main(): Promise<number> {
       waitTimeSeconds: 1,
       reconcileEveryMs: 0,
       log: () => {},
+      handlerLog: (line) => serviceLog.write(`${line}\n`),
     });
     for (const n of stack.nodes) say(`node ${n.id}: ${n.wsUrl} (table ${n.watchersTable})`);
     const result = await runDemoScenario({ stack, engine, query: db.query, survivors, log: say });
-    restoreStdout();
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else console.log(`\n${formatDemoTable(result)}\n`);
     const ok =
@@ -86,7 +85,6 @@ async function main(): Promise<number> {
       result.twoNodes.withService.survivorsNotified === result.twoNodes.withService.survivors;
     return ok ? 0 : 1;
   } finally {
-    restoreStdout();
     await stack?.stop();
     await db.drop();
     serviceLog.end();

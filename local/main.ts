@@ -28,7 +28,7 @@ import {
   refusalsFor,
   waitForNode,
 } from "./existing.ts";
-import { divertJsonLines, ensureServices, ROOT } from "./services.ts";
+import { ensureServices, ROOT } from "./services.ts";
 import { CLEANUP_FUNCTION_NAME, type LocalStack, startLocalStack } from "./stack.ts";
 import { statusLine } from "./status.ts";
 
@@ -118,9 +118,8 @@ async function main(): Promise<void> {
   if (!dbTarget) ensureServices(engine, say);
   mkdirSync(STATE_DIR, { recursive: true });
   const existing = existingUrl ? await prepareExisting(existingUrl) : undefined;
-  // Handler logs (JSON lines from Powertools) go to a file; the terminal keeps the status line.
+  // Handler logs and metrics (JSON lines) go to a file; the terminal keeps the status line.
   const serviceLog = createWriteStream(join(STATE_DIR, "service.log"), { flags: "a" });
-  divertJsonLines((text) => serviceLog.write(text));
 
   say(`starting the local pipeline (${engine}, state in ${STATE_DIR}) …`);
   const started = Date.now();
@@ -148,6 +147,7 @@ async function main(): Promise<void> {
       }),
     reconcileEveryMs: Number(values["reconcile-every"]) * 1000,
     log: say,
+    handlerLog: (line) => serviceLog.write(`${line}\n`),
   });
   const watch = existing ? watchContactStyle(stack, existing.report, socketInfo) : undefined;
 

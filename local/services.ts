@@ -22,22 +22,3 @@ export function ensureServices(engine: Engine, say: (line: string) => void): voi
     stdio: ["ignore", "inherit", "inherit"],
   });
 }
-
-/**
- * Handler logs are JSON lines on stdout (Powertools): send them to `file` so the terminal keeps
- * what a person reads. Returns a function that restores stdout.
- */
-export function divertJsonLines(write: (text: string) => void): () => void {
-  const terminalWrite = process.stdout.write;
-  process.stdout.write = function divert(this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
-    const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : "";
-    if (text.startsWith("{")) {
-      write(text);
-      return true;
-    }
-    return (terminalWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof process.stdout.write;
-  return () => {
-    process.stdout.write = terminalWrite;
-  };
-}

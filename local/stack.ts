@@ -6,9 +6,10 @@
  * The handlers are the ones the Lambdas run, wired by the same composition root
  * (lambdas/handlers/compose.ts) from an env object as CDK sets it (KWC_FLEET_CONFIG,
  * AWS_ENDPOINT_URL_*, dummy credentials), parsed by the same schemas (lambdas/handlers/env.ts).
- * Nothing here writes process.env: the handlers' clients point at this stack's endpoints only. Their telemetry
- * is teed: Powertools writes its JSON logs and EMF lines as in Lambda, and a copy counts metrics
- * into `counters.metrics`.
+ * Nothing here writes process.env or patches stdout: the handlers' clients point at this stack's
+ * endpoints only, and their telemetry is teed: the logs and metrics go to `handlerLog` as JSON lines
+ * (or, without it, Powertools prints them on stdout as in Lambda), and a copy counts metrics into
+ * `counters.metrics`.
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
@@ -93,6 +94,11 @@ export interface LocalStackOptions {
   /** Called after each invocation of the worker by the events queue's poller (tests, status lines). */
   onWorkerInvocation?: (result: InvocationResult) => void;
   log?: (line: string) => void;
+  /**
+   * Where the handlers' logs and metrics go, one JSON line each (npm start and the demo: a
+   * service.log). Unset: Powertools prints them on stdout, as in Lambda.
+   */
+  handlerLog?: (line: string) => void;
 }
 
 export interface StackCounters {
@@ -353,9 +359,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     writeFileSync(fleetConfigPath, `${JSON.stringify(fleet, null, 2)}\n`);
 
     const env = functionEnv({ fleetConfigPath, sqs, dataApi: dataApi.endpoint });
-    const tee = metricCounter(counters.metrics);
+    const sinks = {
+      tee: metricCounter(counters.metrics),
+      ...(options.handlerLog ? { logLines: options.handlerLog } : {}),
+    };
     const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), {
-      tee,
+      ...sinks,
       // The same client the composition root builds, with the token it would read from tokenFile.
       ...(options.workerRpcTimeoutMs !== undefined && {
         kamailio: new KamailioRpcClient({
@@ -364,8 +373,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         }),
       }),
     });
-    const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), { tee });
-    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env), { tee });
+    const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), sinks);
+    const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env), sinks);
     const invoke = await startInvokeServer({
       functions: { [CLEANUP_FUNCTION_NAME]: cleanup },
       region: LOCAL_REGION,

@@ -1,6 +1,6 @@
 /**
- * `npm start`'s live status line. The worker's figures are the EMF metrics its handler emits
- * (summed from stdout by local/stack.ts: the handler exposes no other metrics sink), by their
+ * `npm start`'s live status line. The worker's figures are the metrics its handler counts (summed
+ * by local/stack.ts from a copy of the handler's telemetry), by their
  * exact names (lambdas/core/ports.ts MetricName); the reconciler's come from its reports.
  */
 import type { MetricName } from "#core/ports.ts";

@@ -43,16 +43,57 @@ export function memoryTelemetry() {
   return { telemetry, counts, audits, ignored, logs };
 }
 
-/** JSON lines through `write` (the CLI's stderr): audit and ignored records, warnings, errors. */
-export function jsonLinesTelemetry(write: (line: string) => void): Telemetry {
+export interface JsonLinesOptions {
+  /** Adds `service` and `timestamp` to every line, as Powertools does. */
+  service?: string;
+  /** Also info lines and one `metric` line per count (default: records, warnings and errors only). */
+  verbose?: boolean;
+}
+
+/**
+ * JSON lines through `write`: audit and ignored records, warnings, errors. The CLI writes them to
+ * stderr (its stdout is the report); local mode, `verbose`, writes what Powertools would print to a
+ * file of its own, so the terminal keeps what a person reads and nothing patches stdout.
+ */
+export function jsonLinesTelemetry(write: (line: string) => void, options: JsonLinesOptions = {}): Telemetry {
+  const { service, verbose = false } = options;
+  const stamp = () => (service ? { service, timestamp: new Date().toISOString() } : {});
   const line = (level: string, message: string, data?: Record<string, unknown>) =>
-    write(JSON.stringify({ level, message, ...(data ?? {}) }));
+    write(JSON.stringify({ level, message, ...stamp(), ...(data ?? {}) }));
   return {
-    count: () => {},
+    count: (metric, value = 1) => {
+      if (verbose && value > 0) line("INFO", "metric", { metric, value });
+    },
     audit: (record) => line("INFO", AUDIT_MESSAGE, { audit: record }),
     ignored: (record) => line("INFO", IGNORED_MESSAGE, { audit: record }),
-    info: () => {},
+    info: (message, data) => {
+      if (verbose) line("INFO", message, data);
+    },
     warn: (message, data) => line("WARN", message, data),
     error: (message, data) => line("ERROR", message, data),
+  };
+}
+
+/** Every call goes to each sink (local mode: the handlers' log lines, and the stack's own counters). */
+export function teeTelemetry(...sinks: Telemetry[]): Telemetry {
+  return {
+    count: (metric, value) => {
+      for (const t of sinks) t.count(metric, value);
+    },
+    audit: (record) => {
+      for (const t of sinks) t.audit(record);
+    },
+    ignored: (record) => {
+      for (const t of sinks) t.ignored(record);
+    },
+    info: (message, data) => {
+      for (const t of sinks) t.info(message, data);
+    },
+    warn: (message, data) => {
+      for (const t of sinks) t.warn(message, data);
+    },
+    error: (message, data) => {
+      for (const t of sinks) t.error(message, data);
+    },
   };
 }

@@ -47,8 +47,6 @@ import {
 } from "./reconcile.ts";
 
 export interface SweepHooks {
-  /** Test seam: runs after the rows were read and before the node is asked for its connections. */
-  afterRowsRead?(nodeId: string): Promise<void> | void;
   /** Progress of a long sweep (rows read so far on a node). */
   onProgress?(event: {
     node: string;
@@ -323,7 +321,6 @@ export async function sweepNode(
       const message = `time budget ran out while reading rows; nothing deleted on ${node.id}`;
       return finish({ outcome: "not-reached", message });
     }
-    await deps.hooks?.afterRowsRead?.(node.id);
     const after = await connectionsAfterRows(deps, node, before.bootId, report); // 3. strictly after
     const stale = classifyAll(deps, node, kept, request, options, report, after, started); //  4.
     if (request.dryRun || stale.length === 0) return finish({ outcome: "done" });

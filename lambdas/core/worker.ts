@@ -62,7 +62,6 @@ export function createWorker(deps: WorkerDeps) {
       clock,
       concurrency: deps.concurrency ?? DEFAULT_CONCURRENCY,
       followUps: deps.followUps,
-      beforeDelete: deps.beforeDelete,
     };
     await forEachBounded([...plan.nodes.values()], ctx.concurrency, (work) => cleanNode(ctx, work)); // 3.
     await fanOut(ctx, plan.fanout); //                                      4.

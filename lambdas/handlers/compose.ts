@@ -22,7 +22,7 @@ import { DataApiWatcherStore, type WatcherStoreOptions } from "../adapters/data-
 import { KamailioRpcClient } from "../adapters/kamailio-rpc.ts";
 import { SqsDeadLetterSink } from "../adapters/sqs-dlq.ts";
 import { SqsFollowUpSink } from "../adapters/sqs-follow-up.ts";
-import { jsonLinesTelemetry, powertoolsTelemetry } from "../adapters/telemetry.ts";
+import { jsonLinesTelemetry, powertoolsTelemetry, teeTelemetry } from "../adapters/telemetry.ts";
 import type { FleetConfig } from "../core/fleet.ts";
 import { createIngestAuthorizer, createIngestKeyChecker, parseIngestKeys } from "../core/ingest-auth.ts";
 import type { DeletedBy, FollowUpSink, Telemetry, WatcherStore } from "../core/ports.ts";
@@ -123,38 +123,22 @@ export function fleetRuntime(
   };
 }
 
-/** Every call goes to each sink (local mode: Powertools' JSON lines, and the stack's own counters). */
-export function teeTelemetry(...sinks: Telemetry[]): Telemetry {
-  return {
-    count: (metric, value) => {
-      for (const t of sinks) t.count(metric, value);
-    },
-    audit: (record) => {
-      for (const t of sinks) t.audit(record);
-    },
-    ignored: (record) => {
-      for (const t of sinks) t.ignored(record);
-    },
-    info: (message, data) => {
-      for (const t of sinks) t.info(message, data);
-    },
-    warn: (message, data) => {
-      for (const t of sinks) t.warn(message, data);
-    },
-    error: (message, data) => {
-      for (const t of sinks) t.error(message, data);
-    },
-  };
-}
-
 export interface TelemetryOverrides {
   /** Replaces Powertools (unit tests). */
   telemetry?: Telemetry;
-  /** Gets a copy of everything Powertools gets (local mode counts metrics with it). */
+  /**
+   * Where the log lines and metrics go instead of Powertools on stdout: one JSON line each
+   * (local mode writes them to its service.log). Powertools has no output to inject.
+   */
+  logLines?: (line: string) => void;
+  /** Gets a copy of everything the logs get (local mode counts metrics with it). */
   tee?: Telemetry;
 }
 
-/** Powertools logs and EMF metrics named from the env; `flush` publishes the stored metrics. */
+/**
+ * Powertools logs and EMF metrics named from the env (or, given `logLines`, the same calls as JSON
+ * lines through it); `flush` publishes the stored metrics.
+ */
 export function telemetryFor(
   env: TelemetryEnv,
   defaultService: string,
@@ -162,11 +146,17 @@ export function telemetryFor(
 ): { telemetry: Telemetry; flush: () => void } {
   if (overrides.telemetry) return { telemetry: overrides.telemetry, flush: () => {} };
   const serviceName = env.POWERTOOLS_SERVICE_NAME ?? defaultService;
+  const withCopy = (t: Telemetry) => (overrides.tee ? teeTelemetry(t, overrides.tee) : t);
+  if (overrides.logLines) {
+    const verbose = !["WARN", "ERROR", "CRITICAL", "SILENT"].includes(env.LOG_LEVEL);
+    const lines = jsonLinesTelemetry(overrides.logLines, { service: serviceName, verbose });
+    return { telemetry: withCopy(lines), flush: () => {} };
+  }
   const logger = new Logger({ serviceName, logLevel: env.LOG_LEVEL });
   const metrics = new Metrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE, serviceName });
   const powertools = powertoolsTelemetry(logger, metrics);
   return {
-    telemetry: overrides.tee ? teeTelemetry(powertools, overrides.tee) : powertools,
+    telemetry: withCopy(powertools),
     flush: () => {
       if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
     },
@@ -194,6 +184,7 @@ export function workerHandlerFromEnv(
   env: WorkerEnv,
   overrides: Partial<WorkerDeps> & TelemetryOverrides = {},
 ) {
+  const { telemetry: _replace, logLines: _lines, tee: _copy, ...ports } = overrides;
   const { loadFleet, secret } = fleetSource(env);
   const { telemetry, flush } = telemetryFor(env, "kwc-worker", overrides);
   const sqs = sqsClient(env);
@@ -211,7 +202,7 @@ export function workerHandlerFromEnv(
     dlq: new SqsDeadLetterSink(sqs, env.KWC_DLQ_URL),
     ...(followUps ? { followUps } : {}),
     ...(env.KWC_FOLLOW_UP_QUEUE_ARN ? { followUpQueueArn: env.KWC_FOLLOW_UP_QUEUE_ARN } : {}),
-    ...overrides,
+    ...ports,
     telemetry,
     flush,
   });
@@ -221,7 +212,7 @@ export function reconcilerHandlerFromEnv(
   env: ReconcilerEnv,
   overrides: Omit<ReconcilerOptions, "telemetry"> & TelemetryOverrides & { runtime?: FleetRuntime } = {},
 ) {
-  const { runtime, telemetry: _replace, tee: _copy, ...options } = overrides;
+  const { runtime, telemetry: _replace, logLines: _lines, tee: _copy, ...options } = overrides;
   const { telemetry } = telemetryFor(env, "kwc-reconciler", overrides);
   return createReconcilerHandler(runtime ?? fleetRuntime(env, undefined, "reconciler", overrides), {
     concurrency: env.KWC_RECONCILE_CONCURRENCY,

@@ -2,7 +2,6 @@
 // PostgreSQL and MariaDB files (one stack per process: the handlers read their env at load).
 // Everything goes through the real path: Kamailio (shipped cfg) → ingest → SQS → poller → worker
 // → Data API server → database, and → JSON-RPC refresh; no manual step in between.
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FaultInjector } from "../../local/dataapi/server.ts";
 import type { LocalStack } from "../../local/stack.ts";
@@ -10,7 +9,7 @@ import { statusLine } from "../../local/status.ts";
 import type { Engine, TestDb } from "../helpers/db.ts";
 import { SipWsClient } from "../helpers/sip-ws-client.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { type StackBed, startStackBed } from "./stack-bed.ts";
+import { dlqReasons, type StackBed, startStackBed } from "./stack-bed.ts";
 
 export function pipelineScenarios(engine: Engine): void {
   describe(`local pipeline on ${engine}, notifier_processes 0, two nodes`, () => {
@@ -156,23 +155,8 @@ export function pipelineScenarios(engine: Engine): void {
       });
       expect(stack.counters.rejects).toBeGreaterThanOrEqual(1);
       // Sent by the worker itself, with its reason (a redrive after maxReceiveCount has none).
-      const sqs = stack.sqs.createClient();
-      try {
-        const out = await sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: stack.sqs.dlqUrl,
-            MaxNumberOfMessages: 10,
-            MessageAttributeNames: ["All"],
-            VisibilityTimeout: 0,
-          }),
-        );
-        const reasons = (out.Messages ?? []).map(
-          (m) => m.MessageAttributes?.["kwc-reason"]?.StringValue ?? "",
-        );
-        expect(reasons.some((r) => r.includes("port") && r.includes("70000"))).toBe(true);
-      } finally {
-        sqs.destroy();
-      }
+      const reasons = await dlqReasons(stack);
+      expect(reasons.some((r) => r.includes("port") && r.includes("70000"))).toBe(true);
     });
 
     it("a transient Data API fault is retried through SQS and the row is still deleted", async () => {

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../local/stack.ts";
 import { createTestDb, type Engine, type TestDb } from "../helpers/db.ts";
 import { loopbackAddress } from "../helpers/ports.ts";
@@ -49,4 +50,22 @@ export async function startStackBed(
     throw e;
   }
   return { db, stack, clients, close };
+}
+
+/** The `kwc-reason` of each message in the stack's DLQ (left visible: VisibilityTimeout 0). */
+export async function dlqReasons(stack: LocalStack): Promise<string[]> {
+  const sqs = stack.sqs.createClient();
+  try {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: stack.sqs.dlqUrl,
+        MaxNumberOfMessages: 10,
+        MessageAttributeNames: ["All"],
+        VisibilityTimeout: 0,
+      }),
+    );
+    return (out.Messages ?? []).map((m) => m.MessageAttributes?.["kwc-reason"]?.StringValue ?? "");
+  } finally {
+    sqs.destroy();
+  }
 }

@@ -11,7 +11,7 @@ import {
 import type { SQSEvent } from "aws-lambda";
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
-import type { DeadLetterSink, DlqItem } from "#core/ports.ts";
+import type { DlqItem } from "#core/ports.ts";
 import type { InputRecord } from "#core/worker/types.ts";
 import { createWorkerHandler } from "#handlers/functions.ts";
 import { localTarget } from "../../local/dataapi/config.ts";
@@ -20,15 +20,9 @@ import { type Poller, startSqsPoller } from "../../local/poller.ts";
 import { type LocalSqs, startLocalSqs } from "../../local/sqs.ts";
 import { localDataApiClient, testDbConfig } from "./dataapi.ts";
 import { DB_HOST, MY_PORT, PG_PORT, type TestDb } from "./db.ts";
+import { RecordingSink } from "./fakes.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 import { fleetFor, kamailioOf, type World } from "./watcher-world.ts";
-
-class ArrayDlq implements DeadLetterSink {
-  items: DlqItem[] = [];
-  async send(items: DlqItem[]): Promise<void> {
-    this.items.push(...items);
-  }
-}
 
 export interface FaultPipelineOptions {
   db: TestDb;
@@ -77,7 +71,7 @@ export async function startFaultPipeline(o: FaultPipelineOptions): Promise<Fault
   const client = sqs.createClient();
   const fleet = fleetFor(o.world, testDbConfig(o.db));
   const tel = memoryTelemetry();
-  const dlq = new ArrayDlq();
+  const dlq = new RecordingSink<DlqItem>();
   const handler = createWorkerHandler({
     fleet: async () => fleet,
     storeFor: () => new DataApiWatcherStore(dataApi, fleet.database),

@@ -5,11 +5,12 @@
 import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
-import type { DeadLetterSink, DlqItem } from "#core/ports.ts";
+import type { DlqItem } from "#core/ports.ts";
 import type { InputRecord } from "#core/worker/types.ts";
 import { createWorker } from "#core/worker.ts";
 import { testDbConfig } from "./dataapi.ts";
 import type { TestDb } from "./db.ts";
+import { RecordingSink } from "./fakes.ts";
 import {
   buildWorld,
   expectedSurvivors,
@@ -27,18 +28,11 @@ import {
 
 export const REPLAY_TABLES = ["aw_rn", "aw_ra"];
 
-class ArrayDlq implements DeadLetterSink {
-  items: DlqItem[] = [];
-  async send(items: DlqItem[]): Promise<void> {
-    this.items.push(...items);
-  }
-}
-
 async function runOnce(db: TestDb, client: RDSDataClient, world: World, records: InputRecord[]) {
   await loadRows(db, REPLAY_TABLES, world.rows);
   const fleet = fleetFor(world, testDbConfig(db));
   const tel = memoryTelemetry();
-  const dlq = new ArrayDlq();
+  const dlq = new RecordingSink<DlqItem>();
   const worker = createWorker({
     fleet: async () => fleet,
     storeFor: () => new DataApiWatcherStore(client, fleet.database),

@@ -7,7 +7,7 @@ import type { KamailioEvent } from "#core/contract.ts";
 import type { ContactStyle, FleetConfig, NodeConfig } from "#core/fleet.ts";
 import type { InputRecord } from "#core/worker/types.ts";
 import type { TestDb } from "./db.ts";
-import { BOOT, FakeKamailio, nodeConfig } from "./fakes.ts";
+import { BOOT, FakeKamailio, fleetOf, nodeConfig } from "./fakes.ts";
 
 /** mulberry32: small, seeded, good enough to pick cases. */
 export function seededRandom(seed: number) {
@@ -294,12 +294,10 @@ export function kamailioOf(world: World): FakeKamailio {
 }
 
 export function fleetFor(world: World, database: FleetConfig["database"]): FleetConfig {
-  return {
-    version: 1,
-    database,
-    notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-    nodes: world.nodes.map((n) => n.config),
-  };
+  return fleetOf(
+    world.nodes.map((n) => n.config),
+    { database },
+  );
 }
 
 /** Runs records through a worker in batches of `size` (Lambda's batch), collecting the results. */

@@ -2,8 +2,8 @@
 // (plain http only on loopback/private hosts), table names that are not plain identifiers, a
 // tokenSecret that is a literal value instead of a reference, or that names the database secret.
 import { describe, expect, it } from "vitest";
-import { parseFleetConfig, secretRefNames } from "#core/fleet.ts";
-import { fleetOf, nodeConfig } from "./worker/fakes.ts";
+import { FleetConfigSchema, isPrivateOrLoopbackHost, parseFleetConfig, secretRefNames } from "#core/fleet.ts";
+import { fleetOf, nodeConfig } from "../helpers/fakes.ts";
 
 const DB_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kwc-runtime-AbC123";
 const fleet = (node: Record<string, unknown>) => ({
@@ -84,5 +84,33 @@ describe("secretRefNames", () => {
       expect(secretRefNames(`secretsmanager:${ref}`, DB_SECRET)).toBe(true);
     for (const ref of ["secretsmanager:kwc-runtime-token", "secretsmanager:kwc", `env:${DB_SECRET}`])
       expect(secretRefNames(ref, DB_SECRET)).toBe(false);
+  });
+});
+
+describe("fleet schema", () => {
+  it("accepts https anywhere and http only on loopback/private hosts", () => {
+    expect(isPrivateOrLoopbackHost("10.1.2.3")).toBe(true);
+    expect(isPrivateOrLoopbackHost("[fd00::1]")).toBe(true);
+    expect(isPrivateOrLoopbackHost("172.32.0.1")).toBe(false);
+    expect(isPrivateOrLoopbackHost("kamailio.example.com")).toBe(false);
+    const base = {
+      version: 1,
+      database: { engine: "postgres", resourceArn: "a", secretArn: "s", name: "kamailio" },
+    };
+    const ok = FleetConfigSchema.safeParse({
+      ...base,
+      nodes: [{ ...nodeConfig("node-1"), rpcUrl: "https://kam.example.com/RPC" }],
+    });
+    expect(ok.success).toBe(true);
+    expect(ok.data?.notifyFailureCodes).toContain(410); // the documented default
+    const shared = FleetConfigSchema.safeParse({
+      ...base,
+      nodes: [
+        nodeConfig("node-1"),
+        { ...nodeConfig("node-2"), watchersTable: nodeConfig("node-1").watchersTable },
+      ],
+    });
+    expect(shared.success).toBe(false);
+    expect(shared.error?.issues[0]?.message).toMatch(/one watchers table per WS node/);
   });
 });

@@ -172,10 +172,6 @@ async function deleteStale(ctx: BatchContext, node: NodeConfig, work: NodeWork):
     }
   }
   if (chosen.length === 0) return;
-  await ctx.beforeDelete?.(
-    node.id,
-    chosen.map((c) => c.row.id),
-  );
   const deleted = await deleteGuarded(ctx.ledger.log, node, "worker", chosen, async (ids) =>
     (await ctx.store.deleteWatchers(scope, ids, criteria)).map((id) => ({ id })),
   );

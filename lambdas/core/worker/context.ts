@@ -7,7 +7,6 @@ import type { FollowUpSink, KamailioClient, WatcherStore } from "../ports.ts";
 import type { RefreshGate } from "../refresh-gate.ts";
 import type { BatchLedger } from "./ledger.ts";
 import type { RefreshSet } from "./refresh-set.ts";
-import type { WorkerDeps } from "./types.ts";
 
 export interface BatchContext {
   fleet: FleetConfig;
@@ -24,5 +23,4 @@ export interface BatchContext {
   clock: Clock;
   concurrency: number;
   followUps?: FollowUpSink | undefined;
-  beforeDelete?: WorkerDeps["beforeDelete"];
 }

@@ -43,8 +43,6 @@ export interface WorkerDeps {
   concurrency?: number;
   /** Which `at` a deleting event may carry to be acted on (default DEFAULT_FRESHNESS). */
   freshness?: Freshness;
-  /** Test seam: runs between the row read / liveness check and the DELETE. */
-  beforeDelete?: (nodeId: string, ids: number[]) => Promise<void>;
 }
 
 export type RefreshOutcomeName = "ok" | "failed" | "degraded" | "retry" | "deferred" | "skipped";

@@ -10,6 +10,7 @@ import { main } from "../../../cli/main.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
 import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
+import { fleetOf, nodeConfig } from "../../helpers/fakes.ts";
 
 describe.each<Engine>(["postgres", "mysql"])("kwc db migrate on %s", (engine) => {
   let db: TestDb;
@@ -18,19 +19,16 @@ describe.each<Engine>(["postgres", "mysql"])("kwc db migrate on %s", (engine) =>
 
   const fleetFile = (notifierProcesses: number) => {
     const file = `/tmp/kwc-fleet-${db.name}-${notifierProcesses}.json`;
-    const node = {
-      id: "n1",
+    const node = nodeConfig("n1", {
       rpcUrl: "http://127.0.0.1:9/RPC",
       statusUrl: "http://127.0.0.1:9/kwc/status",
       tokenSecret: "env:KWC_TEST_TOKEN",
       socketInfo: ["tcp:127.0.0.2:5060"],
       watchersTable: "aw_mig",
       contactStyle: "auto",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
       notifierProcesses,
-    };
-    writeFileSync(file, JSON.stringify({ version: 1, database: testDbConfig(db), nodes: [node] }));
+    });
+    writeFileSync(file, JSON.stringify(fleetOf([node], { database: testDbConfig(db) })));
     return file;
   };
   async function kwc(args: string[], notifierProcesses = 0) {
@@ -49,16 +47,10 @@ describe.each<Engine>(["postgres", "mysql"])("kwc db migrate on %s", (engine) =>
   }
 
   beforeAll(async () => {
-    // The SDK reads its region and credentials from the process environment (this file's worker).
-    Object.assign(process.env, {
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "local",
-      AWS_SECRET_ACCESS_KEY: "local",
-    });
+    // Region, credentials and endpoint reach the SDK clients through kwc's env object (above).
     db = await createTestDb(engine, "climig");
     await db.createNodeTable("aw_mig");
     server = await startDataApiServer({ targets: [testDbTarget(db)] });
-    process.env.AWS_ENDPOINT_URL_RDS_DATA = server.endpoint;
     files[0] = fleetFile(0);
     files[1] = fleetFile(1);
   });

@@ -8,6 +8,7 @@ import type { NodeConfig } from "#core/fleet.ts";
 import { peerKey } from "#core/peer.ts";
 import { livePeersAmong } from "#core/peer-liveness.ts";
 import { createTestDb, type TestDb } from "../../helpers/db.ts";
+import { runningNodeConfig } from "../../helpers/fakes.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";
 import { waitUntil } from "../../helpers/wait.ts";
@@ -24,18 +25,7 @@ describe("POST /kwc/peers on Kamailio 5.6.3", () => {
     node = await startKamailio({ nodeId: "peers-a", db, listenIp: "127.0.0.61", notifierProcesses: 0 });
     for (let i = 0; i < 5; i++)
       phones.push(await SipWsClient.connect(node.wsUrl, { user: `p${i}`, localAddress: "127.0.0.62" }));
-    config = {
-      id: node.nodeId,
-      rpcUrl: node.rpcUrl,
-      statusUrl: node.statusUrl,
-      tokenSecret: "env:UNUSED",
-      socketInfo: [node.socketInfo],
-      watchersTable: "active_watchers",
-      contactStyle: "nated",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-    };
+    config = runningNodeConfig(node);
     client = new KamailioRpcClient({ token: async () => node.rpcToken });
   });
   afterAll(async () => {

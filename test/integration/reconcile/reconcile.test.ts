@@ -9,6 +9,7 @@ import { memoryTelemetry } from "#adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "#core/cleanup-request.ts";
 import { createCleanupHandler, runRequest } from "#handlers/functions.ts";
 import type { Engine } from "../../helpers/db.ts";
+import { actBeforeFirst } from "../../helpers/fakes.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient } from "../../helpers/sip-ws-client.ts";
 import { type Bed, callIdsIn, killAndWaitGone, startBed, watcher } from "./setup.ts";
@@ -116,14 +117,14 @@ describe.each(ENGINES)("reconcile on $engine", ({ engine, ips }) => {
     const control = await watcher(bed, a, "race-dead", presentity);
     await killAndWaitGone(a, control.c, "rst");
     let late: Awaited<ReturnType<typeof watcher>> | undefined;
-    const report = await runRequest(bed.runtime, req({ scope: "reconcile", node: a.nodeId }), {
-      hooks: {
-        // exactly between reading the rows and core.tcp_list: a client connects and subscribes
-        afterRowsRead: async () => {
-          late = await watcher(bed, a, "race-late", presentity);
-        },
-      },
+    // exactly between reading the rows and core.tcp_list: a client connects and subscribes
+    const kamailio = actBeforeFirst(bed.runtime.kamailio, "tcpList", async () => {
+      late = await watcher(bed, a, "race-late", presentity);
     });
+    const report = await runRequest(
+      { ...bed.runtime, kamailio },
+      req({ scope: "reconcile", node: a.nodeId }),
+    );
     expect(late?.sub.status).toBe(200);
     const after = await callIdsIn(bed, "aw_ra");
     expect(after).toContain(late?.sub.callId);

@@ -9,6 +9,7 @@ import type { FleetRuntime } from "#handlers/functions.ts";
 import { type DataApiServer, startDataApiServer } from "../../../local/dataapi/server.ts";
 import { localDataApiClient, testDbConfig, testDbTarget } from "../../helpers/dataapi.ts";
 import { createTestDb, DB_HOST, type Engine, PG_PORT, type TestDb } from "../../helpers/db.ts";
+import { fleetOf, runningNodeConfig } from "../../helpers/fakes.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
 import { waitUntil } from "../../helpers/wait.ts";
@@ -45,22 +46,12 @@ export async function startBed(
       await startKamailio({ nodeId: spec.id, db, watchersTable: spec.table, listenIp: spec.listenIp }),
     );
   }
-  const fleet = parseFleetConfig({
-    version: 1,
-    database: testDbConfig(db),
-    nodes: nodes.map((n) => ({
-      id: n.nodeId,
-      rpcUrl: n.rpcUrl,
-      statusUrl: n.statusUrl,
-      tokenSecret: `env:${tokenVar(n.nodeId)}`,
-      socketInfo: [n.socketInfo],
-      watchersTable: n.watchersTable,
-      contactStyle: "nated",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-    })),
-  });
+  const fleet = parseFleetConfig(
+    fleetOf(
+      nodes.map((n) => runningNodeConfig(n, { tokenSecret: `env:${tokenVar(n.nodeId)}` })),
+      { database: testDbConfig(db) },
+    ),
+  );
   const fleetFile = `/tmp/kwc-fleet-${db.name}.json`;
   writeFileSync(fleetFile, JSON.stringify(fleet));
   const tokens = Object.fromEntries(nodes.map((n) => [n.nodeId, n.rpcToken]));

@@ -23,6 +23,7 @@ import { factsFromStatus } from "#core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
+import { fleetOf, nodeConfig } from "../../helpers/fakes.ts";
 import { hostKamailio, type KamailioRuntime, startKamailio } from "../../helpers/kamailio.ts";
 import {
   hostMountsUnder,
@@ -84,7 +85,7 @@ describe.each(VERSIONS)(
   ({ version, runtime, expect: v }) => {
     let bed: NodeBed;
     let api: { server: DataApiServer; client: RDSDataClient };
-    let nodeConfig: NodeConfig;
+    let v6Node: NodeConfig;
     let fleet: FleetConfig;
     const peerNode = `peer-of-v${version.replaceAll(".", "")}`;
 
@@ -98,23 +99,18 @@ describe.each(VERSIONS)(
       // A second fleet node whose presence.changed makes the worker refresh this one (fan-out).
       await bed.db.createNodeTable("aw_peer");
       api = await startDataApi();
-      nodeConfig = { ...nodeConfigOf(bed.node, "nated"), kamailioVersion: version };
-      fleet = {
-        version: 1,
+      v6Node = { ...nodeConfigOf(bed.node, "nated"), kamailioVersion: version };
+      const peer = nodeConfig(peerNode, {
+        rpcUrl: "http://127.0.0.1:1/RPC",
+        statusUrl: "http://127.0.0.1:1/kwc/status",
+        socketInfo: ["tcp:127.0.0.1:1"],
+        watchersTable: "aw_peer",
+        kamailioVersion: version,
+      });
+      fleet = fleetOf([v6Node, peer], {
         database: testDbConfig(bed.db),
         notifyFailureCodes: [404, 408, 410, 481],
-        nodes: [
-          nodeConfig,
-          {
-            ...nodeConfig,
-            id: peerNode,
-            rpcUrl: "http://127.0.0.1:1/RPC",
-            statusUrl: "http://127.0.0.1:1/kwc/status",
-            socketInfo: ["tcp:127.0.0.1:1"],
-            watchersTable: "aw_peer",
-          },
-        ],
-      };
+      });
     });
 
     afterAll(async () => {
@@ -259,11 +255,9 @@ describe.each(VERSIONS)(
 
       // The worker's client turns that answer into a refresh fault whose meaning fits the version.
       const w = worker();
-      const error = await w.kamailio
-        .refreshWatchers(nodeConfig, presentity, "presence")
-        .catch((e: unknown) => e);
+      const error = await w.kamailio.refreshWatchers(v6Node, presentity, "presence").catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RpcFaultError);
-      const facts = factsFromStatus(nodeConfig, await w.kamailio.status(nodeConfig));
+      const facts = factsFromStatus(v6Node, await w.kamailio.status(v6Node));
       expect(facts.kamailioVersion).toBe(version);
       const fault = classifyRpcError(error, "presence.refreshWatchers", facts, "postgres");
       expect(fault).toMatchObject({

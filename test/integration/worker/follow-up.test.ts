@@ -15,13 +15,12 @@ import { parseMessage } from "#core/parse.ts";
 import type { KamailioClient } from "#core/ports.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
-import { testDbConfig } from "../../helpers/dataapi.ts";
 import { makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { freePort } from "../../helpers/ports.ts";
 import type { Subscription } from "../../helpers/sip-ws-client.ts";
-import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { envelopeOf, oneNodeFleet, startDataApi, workerFor } from "./harness.ts";
 
 const LISTEN_IP = "127.0.0.47";
 let bed: NodeBed;
@@ -44,13 +43,7 @@ beforeAll(async () => {
   api = await startDataApi();
   sqs = await startLocalSqs({ visibilityTimeoutSeconds: 5 });
   sqsClient = sqs.createClient();
-  tokens = new Map([[node.nodeId, node.rpcToken]]);
-  fleet = {
-    version: 1,
-    database: testDbConfig(db),
-    notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-    nodes: [nodeConfigOf(node, "nated")],
-  };
+  ({ fleet, tokens } = oneNodeFleet(bed));
 });
 
 afterAll(async () => {
@@ -96,7 +89,7 @@ describe("refresh after deletions with Kamailio's RPC unreachable (real Kamailio
     const down = workerFor(fleet, api.client, tokens, {
       kamailio: cut,
       followUps: new SqsFollowUpSink(sqsClient, sqs.followUpQueueUrl, 1),
-      beforeDelete: async () => {
+      actBeforeDelete: async () => {
         rpcDown = true;
       },
     });

@@ -16,14 +16,13 @@ import type { ConnectionClosed, NotifyFailed } from "#core/contract.ts";
 import type { FleetConfig } from "#core/fleet.ts";
 import { migratePeerIndex } from "#core/peer-index-migration.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
-import { testDbConfig } from "../../helpers/dataapi.ts";
 import { type Engine, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import type { KamailioNode } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import type { EventReceiver } from "../../helpers/receiver.ts";
 import type { Subscription } from "../../helpers/sip-ws-client.ts";
 import { waitUntil } from "../../helpers/wait.ts";
-import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { envelopeOf, nodeConfigOf, startDataApi, testFleet, workerFor } from "./harness.ts";
 
 const MATRIX: { engine: Engine; style: "nated" | "alias"; listenIp: string }[] = [
   { engine: "postgres", style: "nated", listenIp: "127.0.0.41" },
@@ -52,12 +51,7 @@ describe.each(MATRIX)(
       });
       ({ db, rx, node } = bed);
       api = await startDataApi();
-      fleet = {
-        version: 1,
-        database: testDbConfig(db),
-        notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-        nodes: [nodeConfigOf(node, style)],
-      };
+      fleet = testFleet(db, [nodeConfigOf(node, style)]);
       // The core scenarios run on a migrated table (kwc db migrate): Kamailio writes the rows, the
       // worker reads them through the peer index.
       const executor = new DataApiExecutor(api.client, fleet.database);
@@ -261,11 +255,9 @@ describe.each(NOTIFIER_MATRIX)(
       // Control: with no NOTIFY due, Kamailio's notifier leaves the stale row alone.
       expect(await rowsOf(dead.sub)).toHaveLength(1);
 
-      const fleet: FleetConfig = {
-        version: 1,
-        database: testDbConfig(db),
+      const fleet = {
+        ...testFleet(db, [nodeConfigOf(node, "nated", 1)]),
         notifyFailureCodes: [481, 408, 404, 410],
-        nodes: [nodeConfigOf(node, "nated", 1)],
       };
       const w = workerFor(fleet, api.client, new Map([[node.nodeId, node.rpcToken]]));
       const mark = survivor.c.notifiesFor(survivor.sub).length;

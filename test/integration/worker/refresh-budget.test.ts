@@ -16,12 +16,11 @@ import type { ConnectionClosed } from "#core/contract.ts";
 import type { FleetConfig } from "#core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
-import { testDbConfig } from "../../helpers/dataapi.ts";
 import { makeNotifiedFirst } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { pidfBody, type SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
-import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { envelopeOf, oneNodeFleet, startDataApi, workerFor } from "./harness.ts";
 
 const LISTEN_IP = "127.0.0.53";
 const BUDGET = 3;
@@ -52,13 +51,7 @@ beforeAll(async () => {
   api = await startDataApi();
   sqs = await startLocalSqs({ visibilityTimeoutSeconds: 5 });
   sqsClient = sqs.createClient();
-  tokens = new Map([[bed.node.nodeId, bed.node.rpcToken]]);
-  fleet = {
-    version: 1,
-    database: testDbConfig(bed.db),
-    notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-    nodes: [nodeConfigOf(bed.node, "nated")],
-  };
+  ({ fleet, tokens } = oneNodeFleet(bed));
 });
 
 afterAll(async () => {

@@ -13,11 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectionClosed } from "#core/contract.ts";
 import type { FleetConfig } from "#core/fleet.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
-import { testDbConfig } from "../../helpers/dataapi.ts";
 import { makeNotifiedFirst } from "../../helpers/db.ts";
 import { type NodeBed, startNodeBed } from "../../helpers/node-bed.ts";
 import { pidfBody, type SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
-import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { envelopeOf, oneNodeFleet, startDataApi, workerFor } from "./harness.ts";
 
 let bed: NodeBed;
 let api: { server: DataApiServer; client: RDSDataClient };
@@ -32,13 +31,7 @@ beforeAll(async () => {
     notifierProcesses: 0,
   });
   api = await startDataApi();
-  tokens = new Map([[bed.node.nodeId, bed.node.rpcToken]]);
-  fleet = {
-    version: 1,
-    database: testDbConfig(bed.db),
-    notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-    nodes: [nodeConfigOf(bed.node, "nated")],
-  };
+  ({ fleet, tokens } = oneNodeFleet(bed));
 });
 
 afterAll(async () => {

@@ -13,13 +13,12 @@ import type { FleetConfig } from "#core/fleet.ts";
 import { createWorkerHandler } from "#handlers/functions.ts";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { type LocalSqs, startLocalSqs } from "../../../local/sqs.ts";
-import { testDbConfig } from "../../helpers/dataapi.ts";
 import { createTestDb, makeNotifiedFirst, type TestDb } from "../../helpers/db.ts";
 import { type KamailioNode, startKamailio } from "../../helpers/kamailio.ts";
 import { freePort } from "../../helpers/ports.ts";
 import { type EventReceiver, startEventReceiver } from "../../helpers/receiver.ts";
 import { SipWsClient, type Subscription } from "../../helpers/sip-ws-client.ts";
-import { envelopeOf, nodeConfigOf, startDataApi, workerFor } from "./harness.ts";
+import { envelopeOf, nodeConfigOf, startDataApi, testFleet, workerFor } from "./harness.ts";
 
 let db: TestDb;
 let rx: EventReceiver;
@@ -45,12 +44,7 @@ beforeAll(async () => {
     [nodeA.nodeId, nodeA.rpcToken],
     [nodeB.nodeId, nodeB.rpcToken],
   ]);
-  fleet = {
-    version: 1,
-    database: testDbConfig(db),
-    notifyFailureCodes: [404, 405, 408, 410, 416, 481, 482, 483, 484, 485, 489, 501, 502, 604],
-    nodes: [nodeConfigOf(nodeA, "nated"), nodeConfigOf(nodeB, "nated")],
-  };
+  fleet = testFleet(db, [nodeConfigOf(nodeA, "nated"), nodeConfigOf(nodeB, "nated")]);
 });
 
 afterEach(() => api?.server.faults.clear());
@@ -145,7 +139,7 @@ describe("worker scenarios (PostgreSQL, nated, notifier_processes=0)", () => {
     const eControl = await killAndAwait(control.c);
     let moved: SipWsClient | undefined;
     const w = workerFor(fleet, api.client, tokens, {
-      beforeDelete: async () => {
+      actBeforeDelete: async () => {
         // The same dialog refreshed over a new connection: Kamailio rewrites the row's contact.
         moved = await SipWsClient.connect(nodeA.wsUrl, { user: "mover" });
         clients.push(moved);

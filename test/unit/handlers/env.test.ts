@@ -13,25 +13,9 @@ import {
   ReconcilerEnvSchema,
   WorkerEnvSchema,
 } from "#handlers/env.ts";
+import { fleetOf, nodeConfig, RecordingSink } from "../../helpers/fakes.ts";
 
-const fleet = parseFleetConfig({
-  version: 1,
-  database: { engine: "postgres", resourceArn: "arn:r", secretArn: "arn:s", name: "kamailio" },
-  nodes: [
-    {
-      id: "n1",
-      rpcUrl: "http://127.0.0.1:9/RPC",
-      statusUrl: "http://127.0.0.1:9/kwc/status",
-      tokenSecret: "env:T",
-      socketInfo: ["tcp:127.0.0.1:8080"],
-      watchersTable: "active_watchers",
-      contactStyle: "nated",
-      kamailioVersion: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-    },
-  ],
-});
+const fleet = parseFleetConfig(fleetOf([nodeConfig("n1")]));
 const FLEET = { KWC_FLEET_CONFIG: "file:/nonexistent/fleet.json" };
 const WORKER = { ...FLEET, KWC_DLQ_URL: "http://127.0.0.1:9/000000000000/dlq" };
 
@@ -145,15 +129,11 @@ describe("handlers built from an env object", () => {
   it("tees the worker's telemetry: a rejected event reaches the DLQ and is counted in the copy", async () => {
     const env = parseEnv("worker", WorkerEnvSchema, { ...WORKER, LOG_LEVEL: "SILENT" });
     const copy = memoryTelemetry();
-    const dlq: DlqItem[] = [];
-    const handler = workerHandlerFromEnv(env, {
-      tee: copy.telemetry,
-      fleet: async () => fleet,
-      dlq: { send: async (items) => void dlq.push(...items) },
-    });
+    const dlq = new RecordingSink<DlqItem>();
+    const handler = workerHandlerFromEnv(env, { tee: copy.telemetry, fleet: async () => fleet, dlq });
     const record = { messageId: "m1", body: "not json" } as never;
     expect(await handler({ Records: [record] })).toEqual({ batchItemFailures: [] });
-    expect(dlq.map((d) => d.sourceMessageId)).toEqual(["m1"]);
+    expect(dlq.items.map((d) => d.sourceMessageId)).toEqual(["m1"]);
     expect(copy.counts).toMatchObject({ EventsRejected: 1, DlqSent: 1 });
   });
 });

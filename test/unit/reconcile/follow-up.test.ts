@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 import { RpcFaultError, RpcTransportError } from "#core/classify.ts";
 import { CleanupRequestSchema } from "#core/cleanup-request.ts";
 import type { RefreshRequested } from "#core/contract.ts";
-import type { FollowUpSink, SweepStore, WatcherRow } from "#core/ports.ts";
+import type { FollowUpSink, WatcherRow } from "#core/ports.ts";
 import { runCleanup } from "#core/reconcile-sweep.ts";
-import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
+import { FakeKamailio, MemoryStore, nodeConfig, RecordingSink } from "../../helpers/fakes.ts";
 
 const NOW_MS = 1_800_000_000_000;
 const A = nodeConfig("a", { socketInfo: ["tcp:10.0.0.1:8080"], watchersTable: "aw_a" });
@@ -30,34 +30,18 @@ function row(id: number, port: number, presentityUri: string): WatcherRow {
 }
 
 function sweepWith(refreshFaults: Record<string, unknown>, followUps?: FollowUpSink) {
-  let rows = [
-    row(1, 5001, "sip:bob@x"),
-    row(2, 5002, "sip:carol@x"),
-    row(3, 5003, "sip:dan@x"),
-    row(4, 6000, "sip:bob@x"),
-  ];
-  const store: SweepStore = {
-    socketsInTable: async () => ["tcp:10.0.0.1:8080"],
-    readPage: async () => ({ rows, done: true }),
-    deleteRows: async (_t, doomed) => {
-      const ids = new Set(doomed.map((d) => d.id));
-      const gone = rows.filter((r) => ids.has(r.id));
-      rows = rows.filter((r) => !ids.has(r.id));
-      return gone.map((r) => ({
-        id: r.id,
-        watcherUsername: r.watcherUsername,
-        watcherDomain: r.watcherDomain,
-      }));
-    },
-  };
-  const kamailio = new FakeKamailio();
-  kamailio.statusOf.set("a", {
-    boot: "1800000000-abcd",
-    version: "5.6.3",
-    subsDbMode: 3,
-    notifierProcesses: 0,
+  const store = new MemoryStore({
+    aw_a: [
+      row(1, 5001, "sip:bob@x"),
+      row(2, 5002, "sip:carol@x"),
+      row(3, 5003, "sip:dan@x"),
+      row(4, 6000, "sip:bob@x"),
+    ],
   });
-  kamailio.live.set("a", [{ ip: "10.9.9.9", port: 6000 }]);
+  const kamailio = new FakeKamailio().serve("a", {
+    status: { boot: "1800000000-abcd" },
+    live: [{ ip: "10.9.9.9", port: 6000 }],
+  });
   kamailio.refreshFaultFor = (presentity) => refreshFaults[presentity];
   return runCleanup(
     {
@@ -72,15 +56,6 @@ function sweepWith(refreshFaults: Record<string, unknown>, followUps?: FollowUpS
   );
 }
 
-class Sink implements FollowUpSink {
-  sent: RefreshRequested[][] = [];
-  fail = false;
-  async send(events: RefreshRequested[]) {
-    if (this.fail) throw new Error("SQS down");
-    this.sent.push(events);
-  }
-}
-
 const down = () => new RpcTransportError("presence.refreshWatchers", "fetch failed: ECONNREFUSED");
 const faults = () => ({
   "sip:bob@x": down(),
@@ -89,7 +64,7 @@ const faults = () => ({
 
 describe("reconcile sweep: refresh owed after deletes", () => {
   it("a transient fault queues one refresh.requested per pair; a 500 answer does not", async () => {
-    const sink = new Sink();
+    const sink = new RecordingSink<RefreshRequested>();
     const report = await sweepWith(faults(), sink);
     const node = report.nodes[0];
     expect(node?.deleted).toBe(3);
@@ -120,8 +95,8 @@ describe("reconcile sweep: refresh owed after deletes", () => {
   });
 
   it("a queue that refuses leaves the refresh failed and says so in the node's warnings", async () => {
-    const sink = new Sink();
-    sink.fail = true;
+    const sink = new RecordingSink<RefreshRequested>();
+    sink.down = new Error("SQS down");
     const report = await sweepWith(faults(), sink);
     expect(report.nodes[0]?.refreshes.map((r) => r.outcome)).toEqual(["failed", "failed", "ok"]);
     expect(report.nodes[0]?.warnings.join("\n")).toMatch(

@@ -3,43 +3,18 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import { parseFleetConfig } from "#core/fleet.ts";
-import type { KamailioClient } from "#core/ports.ts";
 import { createCleanupHandler, createReconcilerHandler, type FleetRuntime } from "#handlers/functions.ts";
+import { FakeKamailio, fleetOf, nodeConfig } from "../../helpers/fakes.ts";
 
-const node = (id: string, ip: string) => ({
-  id,
-  rpcUrl: `http://${ip}:5081/RPC`,
-  statusUrl: `http://${ip}:5081/kwc/status`,
-  tokenSecret: "env:T",
-  socketInfo: [`tcp:${ip}:8080`],
-  watchersTable: `aw_${id}`,
-  contactStyle: "nated",
-  kamailioVersion: "5.6.3",
-  subsDbMode: 3,
-  notifierProcesses: 0,
-});
-const fleet = parseFleetConfig({
-  version: 1,
-  database: { engine: "postgres", resourceArn: "arn:r", secretArn: "arn:s", name: "kamailio" },
-  nodes: [node("n1", "10.0.0.1"), node("n2", "10.0.0.2")],
-});
+const node = (id: string, ip: string) =>
+  nodeConfig(id, { socketInfo: [`tcp:${ip}:8080`], watchersTable: `aw_${id}` });
+const fleet = parseFleetConfig(fleetOf([node("n1", "10.0.0.1"), node("n2", "10.0.0.2")]));
 
 const rds = mockClient(RDSDataClient);
-const calls: string[] = [];
-const kamailio: KamailioClient = {
-  status: async (n) => {
-    calls.push(`status ${n.id}`);
-    return {
-      boot: "1800000000-abcd",
-      version: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-      watchersTable: n.watchersTable,
-    };
-  },
-  tcpList: async () => [],
-  refreshWatchers: async () => {},
-};
+const kamailio = new FakeKamailio();
+const calls = kamailio.journal;
+for (const n of fleet.nodes)
+  kamailio.serve(n.id, { status: { boot: "1800000000-abcd", watchersTable: n.watchersTable } });
 const runtime: FleetRuntime = { loadFleet: async () => fleet, rdsData: new RDSDataClient({}), kamailio };
 
 beforeEach(() => {

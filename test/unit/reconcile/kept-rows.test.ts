@@ -4,7 +4,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CleanupRequestSchema } from "#core/cleanup-request.ts";
-import type { SweepStore } from "#core/ports.ts";
 import {
   type ClassifyContext,
   type ContactStyle,
@@ -13,7 +12,7 @@ import {
   type WatcherRow,
 } from "#core/reconcile.ts";
 import { classifyKept, runCleanup } from "#core/reconcile-sweep.ts";
-import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
+import { FakeKamailio, MemoryStore, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;
 const SOCKET = "tcp:10.0.0.1:8080";
@@ -49,22 +48,13 @@ const rowsArb = fc.array(
 
 function setup(rows: WatcherRow[], livePorts: number[], style: ContactStyle) {
   const node = nodeConfig("a", { socketInfo: [SOCKET], watchersTable: "aw_a", contactStyle: style });
-  const store: SweepStore = {
-    socketsInTable: async () => [SOCKET],
-    // Pages of 7: rows of one peer and one presentity spread over several pages.
-    readPage: async (_t, _f, after) => {
-      const next = rows.filter((r) => r.id > after);
-      return { rows: next.slice(0, 7), done: next.length <= 7 };
-    },
-    deleteRows: async () => [],
-  };
+  // Pages of 7: rows of one peer and one presentity spread over several pages.
+  const store = new MemoryStore({ aw_a: rows }, { pageSize: 7 });
   const live = livePorts.flatMap((port) => [
     { ip: "10.9.9.9", port },
     { ip: "2001:db8::1", port },
   ]);
-  const kamailio = new FakeKamailio();
-  kamailio.statusOf.set("a", { boot: "1-abcd", version: "5.6.3", subsDbMode: 3, notifierProcesses: 0 });
-  kamailio.live.set("a", live);
+  const kamailio = new FakeKamailio().serve("a", { status: { boot: "1-abcd" }, live });
   return { node, store, kamailio, live };
 }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import { type CleanupRequestInput, CleanupRequestSchema } from "#core/cleanup-request.ts";
-import type { NodeStatus, RowFilter, SweepStore, WatcherRow } from "#core/ports.ts";
+import type { NodeStatus, WatcherRow } from "#core/ports.ts";
 import { runCleanup, type SweepDeps } from "#core/reconcile-sweep.ts";
-import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
+import { actBeforeFirst, FakeKamailio, MemoryStore, nodeConfig } from "../../helpers/fakes.ts";
 
 const NOW = 1_800_000_000;
 const node = (id: string, socket: string) =>
@@ -30,7 +30,7 @@ function row(port: number, over: Partial<WatcherRow> = {}): WatcherRow {
   };
 }
 
-/** In-memory store + the shared Kamailio fake, recording the order of calls in one journal. */
+/** The shared store and Kamailio fakes, recording the order of calls in one journal. */
 function fakes(
   tables: Record<string, WatcherRow[]>,
   peers: number[],
@@ -39,44 +39,10 @@ function fakes(
 ) {
   const kamailio = new FakeKamailio();
   const calls = kamailio.journal;
-  const matches = (r: WatcherRow, f: RowFilter) =>
-    f.socketInfo.includes(r.socketInfo) &&
-    (f.presentity === undefined || r.presentityUri === f.presentity) &&
-    (f.expiresBefore === undefined || r.expires < f.expiresBefore);
-  const store: SweepStore = {
-    async socketsInTable(t) {
-      return [...new Set((tables[t] ?? []).map((r) => r.socketInfo))];
-    },
-    async readPage(t, f, after) {
-      calls.push("rows");
-      const all = (tables[t] ?? []).filter((r) => r.id > after && matches(r, f));
-      return { rows: all.slice(0, pageSize), done: all.length <= pageSize };
-    },
-    async deleteRows(t, rows, f) {
-      calls.push("delete");
-      const before = tables[t] ?? [];
-      const kill = new Map(rows.map((r) => [r.id, r.expires]));
-      const gone = (r: WatcherRow) => kill.get(r.id) === r.expires && matches(r, f);
-      tables[t] = before.filter((r) => !gone(r));
-      return before
-        .filter(gone)
-        .map((r) => ({ id: r.id, watcherUsername: r.watcherUsername, watcherDomain: r.watcherDomain }));
-    },
-  };
-  for (const id of ["a", "b"]) {
-    kamailio.statusOf.set(id, {
-      boot: "1800000000-abcd",
-      version: "5.6.3",
-      subsDbMode: 3,
-      notifierProcesses: 0,
-      watchersTable: `aw_${id}`,
-      ...status,
-    });
-    kamailio.live.set(
-      id,
-      peers.map((port) => ({ ip: "10.9.9.9", port })),
-    );
-  }
+  const store = new MemoryStore(tables, { calls, pageSize });
+  const live = peers.map((port) => ({ ip: "10.9.9.9", port }));
+  for (const id of ["a", "b"])
+    kamailio.serve(id, { status: { boot: "1800000000-abcd", watchersTable: `aw_${id}`, ...status }, live });
   return { store, kamailio, calls };
 }
 
@@ -150,18 +116,16 @@ describe("runCleanup", () => {
     const r = row(4000);
     const tables = { aw_a: [r] };
     const { store, kamailio } = fakes(tables, []);
+    // a re-SUBSCRIBE over a new connection, between the read and the delete
+    const rewritten = actBeforeFirst(store, "deleteRows", () => {
+      tables.aw_a = [{ ...r, expires: NOW + 900 }];
+    });
     const deps: SweepDeps = {
-      store,
+      store: rewritten,
       kamailio,
       engine: "postgres",
       fleet: [A],
       now: () => NOW * 1000,
-      hooks: {
-        afterRowsRead: () => {
-          // a re-SUBSCRIBE over a new connection, exactly between the two reads
-          tables.aw_a = [{ ...r, expires: NOW + 900 }];
-        },
-      },
     };
     const report = await runCleanup(deps, req({ scope: "reconcile" }));
     expect(report.totals.counts["conn-closed"]).toBe(1);

@@ -12,26 +12,15 @@ import { RpcFaultError, RpcTransportError } from "#core/classify.ts";
 import type { RefreshRequested } from "#core/contract.ts";
 import { FOLLOW_UPS_PER_ENVELOPE, followUpBodies } from "#core/follow-up.ts";
 import { parseMessage } from "#core/parse.ts";
-import type { FollowUpSink } from "#core/ports.ts";
 import { createWorkerHandler } from "#handlers/functions.ts";
-import { AT, closed, envelope, nodeConfig, watcherRow, workerBed } from "./fakes.ts";
-
-class RecordingFollowUps implements FollowUpSink {
-  sent: RefreshRequested[][] = [];
-  failures: unknown[] = [];
-  async send(events: RefreshRequested[]): Promise<void> {
-    const f = this.failures.shift();
-    if (f) throw f;
-    this.sent.push(events);
-  }
-}
+import { AT, closed, envelope, nodeConfig, RecordingSink, watcherRow, workerBed } from "./fakes.ts";
 
 const n1 = nodeConfig("node-1");
 const si1 = n1.socketInfo[0] as string;
 const NOW = (AT + 60) * 1000;
 
 function setup(withFollowUps = true) {
-  const followUps = new RecordingFollowUps();
+  const followUps = new RecordingSink<RefreshRequested>();
   const bed = workerBed({
     nodes: [n1, nodeConfig("node-2")],
     now: () => NOW,

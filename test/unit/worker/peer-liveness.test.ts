@@ -1,23 +1,19 @@
 // core/peer-liveness.ts over fakes: "live" from the route is trusted, everything else is confirmed
 // by the full list, a node without the route gets the full list, and long lists are chunked.
 import { describe, expect, it } from "vitest";
-import type { NodeConfig } from "#core/fleet.ts";
 import { livePeersAmong, PEERS_PER_REQUEST } from "#core/peer-liveness.ts";
-import type { KamailioClient, PeerStates } from "#core/ports.ts";
+import type { PeerStates } from "#core/ports.ts";
+import { FakeKamailio, nodeConfig } from "../../helpers/fakes.ts";
 
-const node = { id: "n1" } as NodeConfig;
+const node = nodeConfig("n1");
 const peer = (port: number) => ({ ip: "10.0.0.1", port });
 
 function fake(answer: (peers: string[]) => PeerStates | undefined) {
   const asked: string[][] = [];
-  const client: KamailioClient = {
-    tcpList: async () => [],
-    refreshWatchers: async () => {},
-    status: async () => ({}),
-    peerStates: async (_n, peers) => {
-      asked.push(peers);
-      return answer(peers);
-    },
+  const client = new FakeKamailio();
+  client.peerStates = async (_n, peers) => {
+    asked.push(peers);
+    return answer(peers);
   };
   return { client, asked };
 }
@@ -52,8 +48,9 @@ describe("livePeersAmong", () => {
   it("falls back to the full list without the route, and without peerStates at all", async () => {
     const f = fake(() => undefined);
     expect((await livePeersAmong(f.client, node, [peer(1)], async () => new Set())).via).toBe("tcp_list");
-    const { peerStates: _, ...old } = f.client;
-    expect((await livePeersAmong(old, node, [peer(1)], async () => new Set())).via).toBe("tcp_list");
+    expect((await livePeersAmong(new FakeKamailio(), node, [peer(1)], async () => new Set())).via).toBe(
+      "tcp_list",
+    );
   });
 
   it("asks at most PEERS_PER_REQUEST peers per request", async () => {

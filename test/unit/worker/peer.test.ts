@@ -22,7 +22,7 @@ import {
   fleetOf,
   MemoryStore,
   nodeConfig,
-  RecordingDlq,
+  RecordingSink,
   sqlLike,
   watcherRow,
 } from "./fakes.ts";
@@ -232,7 +232,7 @@ describe("worker property: exactly the node's dead rows are deleted", () => {
           fleet: async () => fleetOf([n1, n2]),
           storeFor: () => store,
           kamailio,
-          dlq: new RecordingDlq(),
+          dlq: new RecordingSink(),
           telemetry: memoryTelemetry().telemetry,
           now: () => 1_795_621_090_000,
         });

@@ -14,6 +14,7 @@ import { factsFromConfig, type NodeConfig } from "#core/fleet.ts";
 import { planBatch } from "#core/plan.ts";
 import { createWorker } from "#core/worker.ts";
 import { createWorkerHandler } from "#handlers/functions.ts";
+import { actBeforeFirst } from "../../helpers/fakes.ts";
 import {
   BOOT,
   changed,
@@ -161,11 +162,13 @@ describe("worker", () => {
     const row = watcherRow({ contact: "sip:a@1.2.3.4:5491;transport=ws", socketInfo: si1 });
     const control = watcherRow({ contact: "sip:b@1.2.3.4:5491;transport=ws", socketInfo: si1 });
     t.store.rows(n1.watchersTable).push(row, control);
-    t.deps.beforeDelete = async () => {
+    const rewritten = actBeforeFirst(t.store, "deleteWatchers", () => {
       const r = t.store.rows(n1.watchersTable).find((x) => x.id === row.id);
       if (r) r.contact = "sip:a@1.2.3.4:7777;transport=ws"; // the re-SUBSCRIBE over a new connection
-    };
-    await createWorker(t.deps)([{ messageId: "m1", body: envelope(closed("node-1", "1.2.3.4", 5491)) }]);
+    });
+    await createWorker({ ...t.deps, storeFor: () => rewritten })([
+      { messageId: "m1", body: envelope(closed("node-1", "1.2.3.4", 5491)) },
+    ]);
     expect(t.store.rows(n1.watchersTable).map((r) => r.id)).toEqual([row.id]);
   });
 
