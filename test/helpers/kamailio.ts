@@ -3,7 +3,7 @@
 // The launcher is pluggable (KamailioRuntime): the host's 5.6.3 binary now; a 6.0.1 chroot or a
 // TLS listener later only add a runtime, tests keep calling startKamailio().
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -25,10 +25,17 @@ export interface KamailioRuntime {
   command(args: string[], paths: { cfgPath: string; runDir: string }): { file: string; argv: string[] };
 }
 
+/**
+ * Debian's Kamailio 5.6.3. Under `setpriv --pdeathsig TERM` (which execs it: the pid stays
+ * Kamailio's) so that a test or bench killed without stopping it takes its node along.
+ */
 export const hostKamailio: KamailioRuntime = {
   name: "host",
   version: "5.6.3",
-  command: (args) => ({ file: "/usr/sbin/kamailio", argv: args }),
+  command: (args) =>
+    existsSync("/usr/bin/setpriv")
+      ? { file: "/usr/bin/setpriv", argv: ["--pdeathsig", "TERM", "--", "/usr/sbin/kamailio", ...args] }
+      : { file: "/usr/sbin/kamailio", argv: args },
 };
 
 export interface KamailioNodeOptions {
