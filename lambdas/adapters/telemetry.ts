@@ -12,8 +12,16 @@ export const IGNORED_MESSAGE = "event.ignored";
 
 export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry {
   return {
-    count: (metric: MetricName, value = 1) => {
-      if (value > 0) metrics.addMetric(metric, MetricUnit.Count, value);
+    count: (metric: MetricName, value = 1, dimensions?: Record<string, string>) => {
+      if (value <= 0) return;
+      if (!dimensions) {
+        metrics.addMetric(metric, MetricUnit.Count, value);
+        return;
+      }
+      // A metric with its own dimension (e.g. reason) goes out as its own EMF blob.
+      const single = metrics.singleMetric();
+      for (const [name, v] of Object.entries(dimensions)) single.addDimension(name, v);
+      single.addMetric(metric, MetricUnit.Count, value);
     },
     audit: (record: AuditRecord) => logger.info(AUDIT_MESSAGE, { audit: record }),
     ignored: (record: IgnoredEventRecord) => logger.info(IGNORED_MESSAGE, { audit: record }),
@@ -26,12 +34,19 @@ export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry
 /** Collects everything in memory: for tests and benchmarks. */
 export function memoryTelemetry() {
   const counts: Partial<Record<MetricName, number>> = {};
+  /** Counts by metric and dimension values, e.g. `RefreshSkipped{reason=no-trigger}`. */
+  const dimensioned: Record<string, number> = {};
   const audits: AuditRecord[] = [];
   const ignored: IgnoredEventRecord[] = [];
   const logs: { level: "info" | "warn" | "error"; message: string; data?: Record<string, unknown> }[] = [];
   const telemetry: Telemetry = {
-    count: (metric, value = 1) => {
+    count: (metric, value = 1, dimensions) => {
       counts[metric] = (counts[metric] ?? 0) + value;
+      if (!dimensions) return;
+      const id = `${metric}{${Object.entries(dimensions)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",")}}`;
+      dimensioned[id] = (dimensioned[id] ?? 0) + value;
     },
     audit: (record) => audits.push(record),
     ignored: (record) => ignored.push(record),
@@ -40,7 +55,7 @@ export function memoryTelemetry() {
     error: (message, data) =>
       logs.push(data ? { level: "error", message, data } : { level: "error", message }),
   };
-  return { telemetry, counts, audits, ignored, logs };
+  return { telemetry, counts, dimensioned, audits, ignored, logs };
 }
 
 /** JSON lines through `write` (the CLI's stderr): audit and ignored records, warnings, errors. */
