@@ -456,7 +456,10 @@ async function deleteStale(
   return targets;
 }
 
-/** Step 6: one refresh per pair; what a fault becomes is the worker's decideRefreshOutcome. */
+/**
+ * Step 6: one refresh per pair, always (the rows' deaths are unknown: bounding by the previous
+ * sweep is not safe, docs/reconcile.md); what a fault becomes is the worker's decideRefreshOutcome.
+ */
 async function refreshTargets(
   deps: SweepDeps,
   node: NodeConfig,
@@ -469,6 +472,8 @@ async function refreshTargets(
   const refreshes: RefreshOutcome[] = [];
   const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
   for (const { presentity, event } of targets) {
+    // No death time bounds the window here (refresh-policy.ts): every presentity touched is refreshed.
+    telemetry.count("RefreshSent", 1, { reason: "no-death-time" });
     const fault = await refreshFault(deps, node, facts, presentity, event);
     const decision = decideRefreshOutcome(fault, {
       askedByEvents: false,
