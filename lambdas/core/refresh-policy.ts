@@ -3,22 +3,29 @@
  * (presentity, event), a refresh is owed only if a survivor may have missed a NOTIFY: a
  * NOTIFY-to-all was sent while the dead row still existed (between the death and the delete),
  * and only on versions whose synchronous NOTIFY loop aborts at a dead watcher (GH #4118: 5.6.x,
- * 5.7.x, 5.8.0-5.8.5). Pure; table-tested in test/unit/refresh/refresh-policy.test.ts.
+ * 5.7.x, 5.8.0-5.8.5). Pure; table-tested in test/unit/refresh/refresh-policy.test.ts, and on
+ * real 5.6.3 in test/integration/worker/refresh-policy.test.ts.
  *
- * What sends a NOTIFY to all watchers (Kamailio 5.6.3, presence/publish.c, presentity.c), and the
- * trace each leaves:
+ * Which loop aborts (5.6.3-5.8.5 presence/notify.c): query_db_notify(), used by
+ * presence.refreshWatchers / updateWatchers (and winfo), stops at the first failed NOTIFY;
+ * publ_notify(), used by a PUBLISH, a refresh PUBLISH, Expires: 0 and the clean timer's expiry,
+ * logs it and goes on. So a change taken by THIS node reaches its survivors; the same change taken
+ * by ANOTHER node (shared presentity table) reaches this node's watchers only through the
+ * service's refreshWatchers (presence.changed fan-out), which stops at the dead row. That fan-out
+ * reconciles and refreshes again on its 500, but may end deferred or degraded; the refresh after
+ * the delete is the guarantee. A state change cannot be tied to a node, so any change in the
+ * window counts. The trace each change leaves:
  * - PUBLISH, refresh PUBLISH (no body change): the presentity row's received_time (1 s resolution,
  *   the clock of the node that took it) is at or after the death.
- * - presentity expiry: the clean timer (ps_presentity_db_timer_clean, sync mode) NOTIFYs all, then
- *   DELETEs the row. While the row is there its expires is at or before now; once deleted, the
- *   deletion trace (below) holds it.
- * - PUBLISH with Expires: 0: NOTIFYs all (publ_notify), then DELETEs the row: the deletion trace.
- * - presence.refreshWatchers / updateWatchers: received_time untouched, no trace. It re-sends the
- *   presentity's current state, so a survivor that misses it still holds that state unless the
- *   state changed in the window, and every change is one of the traced triggers above. The
- *   service's own refresh that hits a dead row answers 500 and reconciles the presentity itself.
+ * - presentity expiry: the clean timer (sync mode) NOTIFYs all, then DELETEs the row. While the row
+ *   is there its expires is at or before now; once deleted, the deletion trace (below) holds it.
+ * - PUBLISH with Expires: 0: NOTIFYs all, then DELETEs the row: the deletion trace.
+ * - presence.refreshWatchers / updateWatchers: no trace (received_time untouched). It re-sends the
+ *   current state, so a survivor that misses it still holds that state unless the state changed in
+ *   the window, which is one of the traced changes above. (updateWatchers re-applies authorization
+ *   rules; kamailio.cfg runs presence_xml with force_active=1, so there are none to change.)
  * The deletion trace (`kwc db trace`, lambdas/core/sql/presentity-trace.ts) is an AFTER DELETE
- * trigger on `presentity` recording each (username, domain, event)'s last deletion in the
+ * trigger on `presentity` recording each (username, domain, event)'s last row deletion in the
  * database's clock. Without it a deletion in the window cannot be ruled out, neither when the
  * presentity has no row now nor when it has rows (a second device's row may have gone), so the
  * presentity is refreshed, never guessed. The version rule needs no trace.
