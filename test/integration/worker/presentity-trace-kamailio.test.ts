@@ -85,6 +85,7 @@ describe("the presentity deletion trace under Kamailio 5.6.3 (PostgreSQL)", () =
     });
     expect(expiring.status).toBe(200);
     const published = await dbNow();
+    await waitUntil(async () => (await rows("tr-expiry")) === 1, { what: "the published row" });
     await waitUntil(async () => (await rows("tr-expiry")) === 0, { what: "the expiry", timeoutMs: 15_000 });
     const [expiredAt] = await traced("tr-expiry");
     expect(expiredAt).toBeGreaterThanOrEqual(published + 2);

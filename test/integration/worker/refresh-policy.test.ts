@@ -188,7 +188,7 @@ describe("refresh policy on 5.6.3 with the deletion trace", () => {
     });
 
     it("presentity expiry by the clean timer: the row is gone, the trace has it (deleted-since-death)", async () => {
-      const scene = await deadFirst("pol-expiry", 4);
+      const scene = await deadFirst("pol-expiry", 6);
       const before = counts(scene.survivors);
       const [row] = await bed.db.query<{ expires: number }>(
         "SELECT expires FROM presentity WHERE username = ?",
