@@ -3,8 +3,8 @@
  * remembers each deleted row's death time per (node, presentity, event); before the refreshes go
  * out, reads (one statement per 50 presentities, whatever the nodes: the presentity table is
  * shared) the rows and traced deletions of the presentities whose refresh the trace could spare;
- * then says per refresh whether it is sent, counting RefreshSent / RefreshSkipped with the reason
- * as a metric dimension. A refresh asked for by events (presence.changed fan-out,
+ * then says per refresh whether it is sent, and counts RefreshSent / RefreshSkipped per batch with
+ * the reason as a metric dimension. A refresh asked for by events (presence.changed fan-out,
  * refresh.requested) is never skipped: it carries a new state to other nodes' watchers, or a
  * refresh owed from before.
  */
@@ -81,7 +81,18 @@ export class RefreshGate {
     }
   }
 
-  /** True when the refresh is not sent (counted RefreshSkipped with its reason, and logged). */
+  /**
+   * Once per batch, after the refreshes: RefreshSent / RefreshSkipped by reason (one metric record
+   * per reason and batch, not per refresh: a dead BLF tab owes 100).
+   */
+  countReasons(): void {
+    for (const [label, n] of Object.entries(this.reasons)) {
+      const [verdict, reason = ""] = label.split(":");
+      this.log.count(verdict === "sent" ? "RefreshSent" : "RefreshSkipped", n, { reason });
+    }
+  }
+
+  /** True when the refresh is not sent (logged with its reason; counted by countReasons()). */
   skips(r: Owed, facts: NodeFacts): boolean {
     if (r.sources.length > 0) return false;
     const deathAt = this.#deathAt.get(idOf(r.node.id, r.key));
@@ -97,7 +108,6 @@ export class RefreshGate {
     });
     const label = `${verdict.refresh ? "sent" : "skipped"}:${verdict.reason}`;
     this.reasons[label] = (this.reasons[label] ?? 0) + 1;
-    this.log.count(verdict.refresh ? "RefreshSent" : "RefreshSkipped", 1, { reason: verdict.reason });
     if (verdict.refresh) return false;
     this.log.info("refresh skipped", { node: r.node.id, ...r.key, reason: verdict.reason });
     return true;

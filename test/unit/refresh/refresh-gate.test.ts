@@ -26,6 +26,8 @@ describe("RefreshGate", () => {
     const gate = new RefreshGate(tel.telemetry, () => 1_800_000_010_000);
     gate.died("n1", key, closed);
     expect(gate.skips({ node, key, sources: [] }, facts("6.0.1"))).toBe(true);
+    expect(tel.counts.RefreshSkipped).toBeUndefined(); // counted once per batch
+    gate.countReasons();
     expect(tel.counts.RefreshSkipped).toBe(1);
     expect(gate.reasons).toEqual({ "skipped:version-continues": 1 });
   });
@@ -35,7 +37,9 @@ describe("RefreshGate", () => {
     const gate = new RefreshGate(tel.telemetry, () => 1_800_000_010_000);
     gate.died("n1", key, closed);
     expect(gate.skips({ node, key, sources: [] }, facts("5.6.3"))).toBe(false);
+    gate.countReasons();
     expect(tel.counts.RefreshSkipped).toBeUndefined();
+    expect(tel.dimensioned).toEqual({ "RefreshSent{reason=untraced-deletion}": 1 });
     expect(gate.reasons).toEqual({ "sent:untraced-deletion": 1 });
   });
 
@@ -94,6 +98,7 @@ describe("RefreshGate with the deletion trace", () => {
     expect(trace.pruned()).toBe(1);
     expect(list.map((r) => gate.skips(r, facts("5.6.3")))).toEqual([true, false, false]);
     expect(gate.reasons).toEqual({ "skipped:no-trigger": 1, "sent:no-death-time": 1 });
+    gate.countReasons();
     expect(tel.dimensioned).toEqual({
       "RefreshSkipped{reason=no-trigger}": 1,
       "RefreshSent{reason=no-death-time}": 1,
