@@ -471,9 +471,9 @@ async function refreshTargets(
   const telemetry = deps.telemetry ?? SILENT_TELEMETRY;
   const refreshes: RefreshOutcome[] = [];
   const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
+  // No death time bounds the window here (refresh-policy.ts): every presentity touched is refreshed.
+  telemetry.count("RefreshSent", targets.size, { reason: "no-death-time" });
   for (const { presentity, event } of targets) {
-    // No death time bounds the window here (refresh-policy.ts): every presentity touched is refreshed.
-    telemetry.count("RefreshSent", 1, { reason: "no-death-time" });
     const fault = await refreshFault(deps, node, facts, presentity, event);
     const decision = decideRefreshOutcome(fault, {
       askedByEvents: false,
