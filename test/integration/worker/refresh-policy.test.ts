@@ -85,6 +85,8 @@ async function deadFirst(name: string, publishExpires = 600) {
   const body = pidfBody(presentity, "open", "state-one");
   const first = await publisher.publishEtag(presentity, { body, expires: publishExpires });
   expect(first.status).toBe(200);
+  // presence answers 200 before it writes the row: subscribe once handle_publish() has returned.
+  await waitUntil(() => changes(presentity) > 0, { what: "presence.changed" });
   const survivors = [await bed.watch(`${name}-s1`, presentity), await bed.watch(`${name}-s2`, presentity)];
   const dead = await bed.watch(`${name}-dead`, presentity);
   await bed.db.query("UPDATE presentity SET received_time = received_time - 10 WHERE username = ?", [name]);
