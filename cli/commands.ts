@@ -84,6 +84,7 @@ export type Command =
   | { kind: "nodes-check"; node?: string; global: GlobalOptions }
   | { kind: "create-node-table"; node: string; dryRun: boolean; global: GlobalOptions }
   | { kind: "db-check"; databaseUrl?: string; tables: string[]; global: GlobalOptions }
+  | { kind: "presentity-trace"; action: "install" | "remove"; dryRun: boolean; global: GlobalOptions }
   | {
       kind: "peer-index";
       action: "migrate" | "unmigrate";
@@ -277,6 +278,30 @@ export const COMMANDS: readonly VerbSpec[] = [
       ...node(v),
       dryRun: flag(v, "dry-run"),
       allowStall: flag(v, "allow-stall"),
+      global,
+    }),
+  },
+  {
+    words: ["db", "trace"],
+    usage: [
+      ["db trace", "trace presentity deletions (a trigger): lets the worker skip refreshes on 5.6-5.8.5"],
+    ],
+    options: ["dry-run", "json", "fleet"],
+    build: ({ values: v, global }) => ({
+      kind: "presentity-trace",
+      action: "install",
+      dryRun: flag(v, "dry-run"),
+      global,
+    }),
+  },
+  {
+    words: ["db", "untrace"],
+    usage: [["db untrace", "remove the presentity deletion trace (every refresh is sent again)"]],
+    options: ["dry-run", "json", "fleet"],
+    build: ({ values: v, global }) => ({
+      kind: "presentity-trace",
+      action: "remove",
+      dryRun: flag(v, "dry-run"),
       global,
     }),
   },

@@ -18,6 +18,7 @@ import { checkDbPrivileges, renderDbCheck } from "../local/db-check.ts";
 import { type Command, EXIT, type GlobalOptions, helpFor, parseCommandLine, UsageError } from "./args.ts";
 import { exitCodeOf, progressBar, renderReport, table } from "./output.ts";
 import { peerIndexAdvice, runPeerIndex } from "./peer-index.ts";
+import { runPresentityTrace } from "./presentity-trace.ts";
 
 export interface Io {
   out(text: string): void;
@@ -200,6 +201,8 @@ const RUNNERS: {
   "nodes-check": runNodesCheck,
   "create-node-table": runCreateNodeTable,
   "db-check": runDbCheck,
+  "presentity-trace": (command, io) =>
+    runPresentityTrace(runtimeOf(io, command.global), { ...command, json: command.global.json }, io.out),
   "peer-index": (command, io) =>
     runPeerIndex(runtimeOf(io, command.global), { ...command, json: command.global.json }, io.out),
 };

@@ -20,6 +20,7 @@ import {
   type Statement,
 } from "../core/watcher-sql.ts";
 import { PeerIndexDetector } from "./peer-index.ts";
+import { DataApiPresentityTrace } from "./presentity-trace.ts";
 import { WatcherPages } from "./watcher-pages.ts";
 
 /** Peers / dialogs per statement: keeps parameter counts and request bytes far below the 4 MiB limit. */
@@ -109,11 +110,14 @@ export interface WatcherStoreOptions {
   onScan?: (table: string, state: string) => void;
   /** Response budget per page (tests); default 90 % of the 1 MiB limit. */
   pageBudgetBytes?: number;
+  /** Told when the presentity deletion trace is missing or unreadable (the worker then refreshes every presentity). */
+  onTraceAbsent?: (reason: string) => void;
 }
 
 export class DataApiWatcherStore implements WatcherStore {
   readonly executor: DataApiExecutor;
   readonly peerIndex: PeerIndexDetector;
+  readonly presentityTrace: DataApiPresentityTrace;
   readonly #pages: WatcherPages;
   constructor(client: RDSDataClient, database: DatabaseConfig, options: WatcherStoreOptions = {}) {
     this.executor = new DataApiExecutor(client, database);
@@ -122,6 +126,11 @@ export class DataApiWatcherStore implements WatcherStore {
       execute,
       database,
       options.onScan ? { onScan: options.onScan } : {},
+    );
+    this.presentityTrace = new DataApiPresentityTrace(
+      execute,
+      database,
+      options.onTraceAbsent ? { onAbsent: options.onTraceAbsent } : {},
     );
     this.#pages = new WatcherPages(execute, this.executor.dialect, this.peerIndex, options.pageBudgetBytes);
   }

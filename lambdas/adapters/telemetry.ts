@@ -12,8 +12,15 @@ export const IGNORED_MESSAGE = "event.ignored";
 
 export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry {
   return {
-    count: (metric: MetricName, value = 1) => {
-      if (value > 0) metrics.addMetric(metric, MetricUnit.Count, value);
+    count: (metric: MetricName, value = 1, dimensions?: Record<string, string>) => {
+      if (value <= 0) return;
+      // The total under the service dimension alone (what alarms and the dashboard's totals read)…
+      metrics.addMetric(metric, MetricUnit.Count, value);
+      if (!dimensions) return;
+      // …and, with its own dimension (e.g. reason), as its own EMF blob.
+      const single = metrics.singleMetric();
+      for (const [name, v] of Object.entries(dimensions)) single.addDimension(name, v);
+      single.addMetric(metric, MetricUnit.Count, value);
     },
     audit: (record: AuditRecord) => logger.info(AUDIT_MESSAGE, { audit: record }),
     ignored: (record: IgnoredEventRecord) => logger.info(IGNORED_MESSAGE, { audit: record }),
@@ -26,12 +33,19 @@ export function powertoolsTelemetry(logger: Logger, metrics: Metrics): Telemetry
 /** Collects everything in memory: for tests and benchmarks. */
 export function memoryTelemetry() {
   const counts: Partial<Record<MetricName, number>> = {};
+  /** Counts by metric and dimension values, e.g. `RefreshSkipped{reason=no-trigger}`. */
+  const dimensioned: Record<string, number> = {};
   const audits: AuditRecord[] = [];
   const ignored: IgnoredEventRecord[] = [];
   const logs: { level: "info" | "warn" | "error"; message: string; data?: Record<string, unknown> }[] = [];
   const telemetry: Telemetry = {
-    count: (metric, value = 1) => {
+    count: (metric, value = 1, dimensions) => {
       counts[metric] = (counts[metric] ?? 0) + value;
+      if (!dimensions) return;
+      const id = `${metric}{${Object.entries(dimensions)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",")}}`;
+      dimensioned[id] = (dimensioned[id] ?? 0) + value;
     },
     audit: (record) => audits.push(record),
     ignored: (record) => ignored.push(record),
@@ -40,7 +54,7 @@ export function memoryTelemetry() {
     error: (message, data) =>
       logs.push(data ? { level: "error", message, data } : { level: "error", message }),
   };
-  return { telemetry, counts, audits, ignored, logs };
+  return { telemetry, counts, dimensioned, audits, ignored, logs };
 }
 
 export interface JsonLinesOptions {
@@ -61,8 +75,8 @@ export function jsonLinesTelemetry(write: (line: string) => void, options: JsonL
   const line = (level: string, message: string, data?: Record<string, unknown>) =>
     write(JSON.stringify({ level, message, ...stamp(), ...(data ?? {}) }));
   return {
-    count: (metric, value = 1) => {
-      if (verbose && value > 0) line("INFO", "metric", { metric, value });
+    count: (metric, value = 1, dimensions) => {
+      if (verbose && value > 0) line("INFO", "metric", { metric, value, ...(dimensions && { dimensions }) });
     },
     audit: (record) => line("INFO", AUDIT_MESSAGE, { audit: record }),
     ignored: (record) => line("INFO", IGNORED_MESSAGE, { audit: record }),
@@ -77,8 +91,8 @@ export function jsonLinesTelemetry(write: (line: string) => void, options: JsonL
 /** Every call goes to each sink (local mode: the handlers' log lines, and the stack's own counters). */
 export function teeTelemetry(...sinks: Telemetry[]): Telemetry {
   return {
-    count: (metric, value) => {
-      for (const t of sinks) t.count(metric, value);
+    count: (metric, value, dimensions) => {
+      for (const t of sinks) t.count(metric, value, dimensions);
     },
     audit: (record) => {
       for (const t of sinks) t.audit(record);

@@ -5,6 +5,7 @@
 import type { DialogKey, RefreshRequested } from "./contract.ts";
 import type { ContactStyle, NodeConfig, NodeFacts } from "./fleet.ts";
 import type { Peer } from "./peer.ts";
+import type { DeletionTrace, PresentityRowTrace } from "./refresh-policy.ts";
 
 /** The part of `active_watchers` the service reads. */
 export interface WatcherRow {
@@ -61,7 +62,30 @@ export interface PresentityKey {
   event: string;
 }
 
+/** What the refresh policy reads of one (presentity, event) after the deletes. */
+export interface PresentityTrace {
+  /** Its rows now, as the policy reads them (newest received_time, earliest expires). */
+  rows: PresentityRowTrace[];
+  deletions: DeletionTrace;
+}
+
+export interface PresentityTraces {
+  /** The deletion trace is installed and its trigger exists (`kwc db trace`). */
+  installed: boolean;
+  /** By presentityKeyId; a key missing here was not read. */
+  byKey: Map<string, PresentityTrace>;
+}
+
+/** The presentity deletion trace (lambdas/core/sql/presentity-trace.ts): read and prune. */
+export interface PresentityTraceSource {
+  read(keys: readonly PresentityKey[]): Promise<PresentityTraces>;
+  /** Deletes rows past the retention (rate-limited by the source); never throws. */
+  prune(): Promise<number>;
+}
+
 export interface WatcherStore {
+  /** The deletion trace, where the store can read it (absent = never installed: always refresh). */
+  readonly presentityTrace?: PresentityTraceSource;
   /** Rows of the scope matching any criterion (SQL pre-selection; the caller re-checks in TS). */
   selectCandidates(scope: NodeScope, criteria: WatcherCriteria): Promise<WatcherRow[]>;
   /** Rows of one (presentity, event) in the scope. */
@@ -255,13 +279,16 @@ export type MetricName =
   | "RefreshRefusedByNode"
   /** not sent: the node refused one earlier in the batch; owed as a follow-up. */
   | "RefreshBackedOff"
-  /** not sent: no survivor can have starved (lambdas/core/refresh-policy.ts). */
+  /** owed after deletions and sent by the refresh policy (dimension `reason`, lambdas/core/refresh-policy.ts). */
+  | "RefreshSent"
+  /** not sent: no survivor can have starved (dimension `reason`, lambdas/core/refresh-policy.ts). */
   | "RefreshSkipped"
   | "TransientFailures"
   | "DlqSent";
 
 export interface Telemetry {
-  count(metric: MetricName, value?: number): void;
+  /** `dimensions` (e.g. the refresh policy's `reason`) split the metric; without them it is one series. */
+  count(metric: MetricName, value?: number, dimensions?: Record<string, string>): void;
   audit(record: AuditRecord): void;
   /** An event that was valid but not acted on: counted by the caller, recorded here. */
   ignored(record: IgnoredEventRecord): void;

@@ -453,7 +453,10 @@ async function deleteStale(
   return targets;
 }
 
-/** Step 6: one refresh per pair; what a fault becomes is the worker's decideRefreshOutcome. */
+/**
+ * Step 6: one refresh per pair, always (the rows' deaths are unknown: bounding by the previous
+ * sweep is not safe, docs/reconcile.md); what a fault becomes is the worker's decideRefreshOutcome.
+ */
 async function refreshTargets(
   deps: SweepDeps,
   node: NodeConfig,
@@ -465,6 +468,8 @@ async function refreshTargets(
   const telemetry = deps.telemetry ?? SILENT_TELEMETRY;
   const refreshes: RefreshOutcome[] = [];
   const owed: { outcome: RefreshOutcome; followUp: RefreshRequested }[] = [];
+  // No death time bounds the window here (refresh-policy.ts): every presentity touched is refreshed.
+  telemetry.count("RefreshSent", targets.size, { reason: "no-death-time" });
   for (const { presentity, event } of targets) {
     const fault = await refreshFault(deps, node, facts, presentity, event);
     const decision = decideRefreshOutcome(fault, {

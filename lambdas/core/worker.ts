@@ -68,6 +68,7 @@ export function createWorker(deps: WorkerDeps) {
     for (const r of plan.refreshRequests.values()) ctx.refreshes.add(r.node, r.key, r.sources);
     const owed = await refreshAll(ctx); //                                  5.
     await pending.send(owed, ledger); //                                    6.
+    ctx.gate.countReasons();
     ledger.result.refreshReasons = ctx.gate.reasons;
     return ledger.finish(deps.dlq); //                                      7.
   };

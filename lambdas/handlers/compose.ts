@@ -197,6 +197,11 @@ export function workerHandlerFromEnv(
           table,
           state,
         }),
+      onTraceAbsent: (reason) =>
+        telemetry.warn(
+          "no presentity deletion trace: on 5.6-5.8.5 every refresh owed after deletions is sent (run kwc db trace)",
+          { reason },
+        ),
     }),
     kamailio: new KamailioRpcClient({ token: (node) => secret(node.tokenSecret) }),
     dlq: new SqsDeadLetterSink(sqs, env.KWC_DLQ_URL),

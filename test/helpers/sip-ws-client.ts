@@ -312,6 +312,33 @@ export class SipWsClient {
     return reply.status ?? 0;
   }
 
+  /**
+   * PUBLISH with its SIP-ETag: initial (no `ifMatch`), a refresh of that publication (`ifMatch`, no
+   * body: RFC 3903 4.3), or its removal (`ifMatch`, `expires: 0`). Resolves with the status and
+   * the entity tag Kamailio answered.
+   */
+  async publishEtag(
+    presentity: string,
+    opts: { event?: string; body?: string; expires: number; ifMatch?: string },
+  ): Promise<{ status: number; etag: string | undefined }> {
+    const event = opts.event ?? "presence";
+    const type = event === "dialog" ? "application/dialog-info+xml" : "application/pidf+xml";
+    const reply = await this.request("PUBLISH", presentity, {
+      from: `<${presentity}>;tag=${token(5)}`,
+      to: `<${presentity}>`,
+      callId: token(10),
+      cseq: 1,
+      extra: [
+        `Event: ${event}`,
+        `Expires: ${opts.expires}`,
+        ...(opts.ifMatch ? [`SIP-If-Match: ${opts.ifMatch}`] : []),
+        ...(opts.body === undefined ? [] : [`Content-Type: ${type}`]),
+      ],
+      ...(opts.body === undefined ? {} : { body: opts.body }),
+    });
+    return { status: reply.status ?? 0, etag: header(reply, "sip-etag") };
+  }
+
   /** OPTIONS round trip over this WebSocket: everything Kamailio wrote before its reply has arrived. */
   async ping(): Promise<void> {
     const reply = await this.request("OPTIONS", `sip:${this.domain}`, {

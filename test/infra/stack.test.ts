@@ -266,7 +266,13 @@ describe("default stack (new VPC, new Aurora PostgreSQL, HTTP API ingest)", () =
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
     // the refresh policy's and the guard's counters are on the dashboard
     const body = JSON.stringify(Object.values(template.findResources("AWS::CloudWatch::Dashboard"))[0]);
-    for (const metric of ["RefreshSkipped", "RefreshRefusedByNode", "RefreshBackedOff", "GuardKeepsChanged"])
+    for (const metric of [
+      "RefreshSent",
+      "RefreshSkipped",
+      "RefreshRefusedByNode",
+      "RefreshBackedOff",
+      "GuardKeepsChanged",
+    ])
       expect(body).toContain(`\\"${metric}\\"`);
     // An alarm without an action alerts nobody: by default every alarm publishes to the topic.
     template.resourceCountIs("AWS::SNS::Topic", 1);

@@ -25,6 +25,7 @@ export interface OwedFollowUp {
 
 export async function refreshAll(ctx: BatchContext): Promise<OwedFollowUp[]> {
   const owed: OwedFollowUp[] = [];
+  await ctx.gate.prepare(ctx.refreshes.all(), (r) => ctx.facts.facts(r.node), ctx.store.presentityTrace);
   await forEachBounded(ctx.refreshes.all(), ctx.concurrency, async (r) => {
     if (ctx.gate.skips(r, await ctx.facts.facts(r.node)))
       return ctx.ledger.refreshed(r.node.id, r.key, "skipped");

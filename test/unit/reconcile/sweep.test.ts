@@ -91,6 +91,8 @@ describe("runCleanup", () => {
       { rowId: dead.id, reason: "conn-closed", deletedBy: "kwc", watcher: "sip:w@x", peer: "10.9.9.9:2000" },
     ]);
     expect(tel.counts).toMatchObject({ RowsDeleted: 1, GuardKeepsNoPeer: 2, RefreshOk: 1 });
+    // No death time in a sweep: always refreshed, counted with its reason (refresh-policy.ts).
+    expect(tel.dimensioned).toEqual({ "RefreshSent{reason=no-death-time}": 1 });
     expect(report.nodes[0]?.warnings.join("\n")).toMatch(
       /2 rows name no WebSocket peer.*msg_apply_changes\(\)/,
     );

@@ -18,8 +18,9 @@ const base: RefreshPolicyInput = {
   now: NOW,
   presentity: [old],
   skewSeconds: 3,
-  deletionsTraced: true,
+  deletions: { tracedSince: DEATH - 1000, lastDeletedAt: undefined },
 };
+const untraced = { deletions: undefined };
 
 const TABLE: { name: string; input: Partial<RefreshPolicyInput>; verdict: RefreshVerdict }[] = [
   {
@@ -29,7 +30,7 @@ const TABLE: { name: string; input: Partial<RefreshPolicyInput>; verdict: Refres
   },
   {
     name: "no trigger seen, deletions not traced (a sibling row may have expired)",
-    input: { deletionsTraced: false },
+    input: { ...untraced },
     verdict: { refresh: true, reason: "untraced-deletion" },
   },
   {
@@ -59,8 +60,46 @@ const TABLE: { name: string; input: Partial<RefreshPolicyInput>; verdict: Refres
   },
   {
     name: "no presentity row, deletions not traced (expiry or Expires: 0 in the window)",
-    input: { presentity: [], deletionsTraced: false },
+    input: { presentity: [], ...untraced },
     verdict: { refresh: true, reason: "presentity-absent" },
+  },
+  {
+    name: "an expiry or Expires: 0 after the death (the trace's last deletion)",
+    input: { presentity: [], deletions: { tracedSince: DEATH - 1000, lastDeletedAt: DEATH + 4 } },
+    verdict: { refresh: true, reason: "deleted-since-death" },
+  },
+  {
+    name: "a sibling row deleted after the death, the other rows untouched",
+    input: { deletions: { tracedSince: DEATH - 1000, lastDeletedAt: DEATH } },
+    verdict: { refresh: true, reason: "deleted-since-death" },
+  },
+  {
+    name: "a deletion within the clock skew before the death",
+    input: { deletions: { tracedSince: DEATH - 1000, lastDeletedAt: DEATH - 3 } },
+    verdict: { refresh: true, reason: "deleted-since-death" },
+  },
+  {
+    name: "a deletion before the death (outside the skew)",
+    input: { presentity: [], deletions: { tracedSince: DEATH - 1000, lastDeletedAt: DEATH - 4 } },
+    verdict: { refresh: false, reason: "no-trigger" },
+  },
+  {
+    name: "the trace began after the death (installed, or pruned, since)",
+    input: { deletions: { tracedSince: DEATH - 2, lastDeletedAt: undefined } },
+    verdict: { refresh: true, reason: "trace-after-death" },
+  },
+  {
+    name: "the trace began within the skew before the death",
+    input: { deletions: { tracedSince: DEATH - 3, lastDeletedAt: undefined } },
+    verdict: { refresh: false, reason: "no-trigger" },
+  },
+  {
+    name: "a PUBLISH after the death is found before the trace's start is looked at",
+    input: {
+      presentity: [{ ...old, receivedTime: DEATH }],
+      deletions: { tracedSince: NOW, lastDeletedAt: undefined },
+    },
+    verdict: { refresh: true, reason: "published-since-death" },
   },
   {
     name: "no presentity row, deletions traced and none",
@@ -74,7 +113,7 @@ const TABLE: { name: string; input: Partial<RefreshPolicyInput>; verdict: Refres
   },
   {
     name: "presentity not read, deletions not traced (what the worker does today)",
-    input: { presentity: undefined, deletionsTraced: false },
+    input: { presentity: undefined, ...untraced },
     verdict: { refresh: true, reason: "untraced-deletion" },
   },
   {
