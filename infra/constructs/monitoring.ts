@@ -244,11 +244,12 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title:
-          "Refresh policy: sent, skipped (nobody starved), refused by a node's budget, backed off, deferred",
+          "Refresh policy: owed, skipped (nobody starved), answered 200, refused by a node's budget, backed off, deferred",
         left: (
           [
-            "RefreshOk",
+            "RefreshSent",
             "RefreshSkipped",
+            "RefreshOk",
             "RefreshRefusedByNode",
             "RefreshBackedOff",
             "RefreshDeferred",
@@ -262,6 +263,18 @@ export class Monitoring extends Construct {
               }),
             ]
           : [],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: "Refreshes owed and skipped, by the refresh policy's reason (lambdas/core/refresh-policy.ts)",
+        left: (["RefreshSent", "RefreshSkipped"] as const).map(
+          (name) =>
+            new cloudwatch.MathExpression({
+              expression: `SEARCH('{${namespace},reason,service} MetricName="${name}" service="${service}"', 'Sum', 300)`,
+              label: name,
+              period: Duration.minutes(5),
+            }),
+        ),
         width: 12,
       }),
       new cloudwatch.GraphWidget({
