@@ -93,6 +93,8 @@ export interface StackCounters {
   rejects: number;
   /** Sums of the EMF metrics the handlers emitted, by metric name. */
   metrics: Record<string, number>;
+  /** Refreshes the worker did not send, by the refresh policy's reason (its "refresh skipped" logs). */
+  refreshSkipReasons: Record<string, number>;
   reconcileRuns: number;
   reconcileErrors: number;
   /** Rows the reconciler deleted and its refreshes by outcome (from its reports). */
@@ -145,15 +147,23 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** Sums the metrics the handlers count, by name (what their EMF lines would add up to). */
-function metricCounter(metrics: Record<string, number>): Telemetry {
+/**
+ * Sums the metrics the handlers count, by name (what their EMF lines would add up to), and the
+ * refresh policy's skip reasons (logged per refresh, no metric dimension carries them).
+ */
+function metricCounter(counters: Pick<StackCounters, "metrics" | "refreshSkipReasons">): Telemetry {
+  const { metrics, refreshSkipReasons } = counters;
   return {
     count: (metric, value = 1) => {
       metrics[metric] = (metrics[metric] ?? 0) + value;
     },
     audit: () => {},
     ignored: () => {},
-    info: () => {},
+    info: (message, data) => {
+      if (message !== "refresh skipped") return;
+      const reason = String(data?.reason ?? "unknown");
+      refreshSkipReasons[reason] = (refreshSkipReasons[reason] ?? 0) + 1;
+    },
     warn: () => {},
     error: () => {},
   };
@@ -200,6 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       eventsIn: 0,
       rejects: 0,
       metrics: {},
+      refreshSkipReasons: {},
       reconcileRuns: 0,
       reconcileErrors: 0,
       reconcileDeleted: 0,
@@ -341,7 +352,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     writeFileSync(fleetConfigPath, `${JSON.stringify(fleet, null, 2)}\n`);
 
     const env = functionEnv({ fleetConfigPath, sqs, dataApi: dataApi.endpoint });
-    const tee = metricCounter(counters.metrics);
+    const tee = metricCounter(counters);
     const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), { tee });
     const reconciler = reconcilerHandlerFromEnv(parseEnv("reconciler", ReconcilerEnvSchema, env), { tee });
     const cleanup = cleanupHandlerFromEnv(parseEnv("cleanup", CleanupEnvSchema, env), { tee });
