@@ -81,11 +81,16 @@ function report(r: Result): void {
     "every dead row deleted": { value: s(r.deadRowsGoneMs) },
     "dead rows left at the end": { value: r.deadRowsLeft },
     "rows deleted of tabs still connected": { value: r.liveRowsDeleted },
+    "  those tabs (still answering OPTIONS)": {
+      value: `${r.liveRowsDeletedDetail.tabs} (${r.liveRowsDeletedDetail.tabsAnsweringOptions})`,
+    },
     "surviving tabs the node disconnected (their rows deleted)": {
       value: `${r.lostConnections.tabs} (${r.lostConnections.rowsDeleted}) ${JSON.stringify(r.lostConnections.closedBy)}`,
     },
     "DLQ messages (events + follow-ups)": { value: r.dlq.events + r.dlq.followUps },
-    "worker invocations (failed)": { value: `${r.poller.invocations} (${r.poller.failedInvocations})` },
+    "worker invocations (failed; over the 30 s timeout)": {
+      value: `${r.poller.invocations} (${r.poller.failedInvocations}; ${r.poller.timedOut})`,
+    },
     "PUBLISHes answered 200 (before the last delete)": {
       value: `${r.publishes.ok}/${r.publishes.sent} (${r.publishes.beforeDeletesDone}), ${s(r.publishes.firstMs)}-${s(r.publishes.lastMs)} after the deaths`,
     },
@@ -107,6 +112,10 @@ function report(r: Result): void {
     },
     "Kamailio shm allocation failures (log)": { value: r.kamailio.allocationFailures },
   });
+  if (r.liveRowsDeletedDetail.examples.length)
+    console.log(`  live rows deleted, e.g.: ${r.liveRowsDeletedDetail.examples.join(" | ")}`);
+  if (Object.keys(r.handlerErrors).length)
+    console.log(`  the handlers' errors: ${JSON.stringify(r.handlerErrors)}`);
   if (r.kamailio.topErrors.length)
     console.log(`  Kamailio's most frequent errors: ${r.kamailio.topErrors.join(" | ")}`);
   const goals = goalsOf(r);
@@ -142,28 +151,32 @@ function goalsOf(r: Result): Goal[] {
   const m = r.refreshes.metrics;
   const gone = r.deadRowsGoneMs;
   const dlq = r.dlq.events + r.dlq.followUps;
+  const timeouts =
+    r.poller.timedOut > 0
+      ? ` (${r.poller.timedOut} invocations ran past the ${r.world.eventSource.functionTimeoutSeconds} s timeout: Lambda would have killed them and retried their records after the visibility timeout, so this figure is optimistic)`
+      : "";
   const skipped = JSON.stringify(r.refreshes.skippedByReason);
   return [
     {
       goal: `${r.world.deadTabs.toLocaleString("en-US")}-tab mass disconnect cleaned within ${GOAL_CLEAN_MS / 1000} s`,
       met: gone !== undefined && gone <= GOAL_CLEAN_MS && r.deadRowsLeft === 0,
-      figure:
-        gone === undefined
-          ? `${r.deadRowsLeft} dead rows left after ${r.windowSeconds} s`
-          : `${(gone / 1000).toFixed(1)} s`,
-      limit: `${r.poller.invocations} worker invocations (${r.poller.failedInvocations} failed or timed out) at concurrency ${r.world.eventSource.maxConcurrency}; closes reported after ${r.closesReportedMs ?? "never"} ms`,
+      figure: `${gone === undefined ? `${r.deadRowsLeft} dead rows left after ${r.windowSeconds} s` : `${(gone / 1000).toFixed(1)} s`}${timeouts}`,
+      limit:
+        `the worker's DB work: ${r.poller.invocations} invocations at concurrency ${r.world.eventSource.maxConcurrency}, ` +
+        `${r.poller.timedOut} of them over the ${r.world.eventSource.functionTimeoutSeconds} s timeout (a batch of ${r.world.eventSource.batchSize} envelopes of up to 50 closes is up to 50,000 rows); ` +
+        `${r.closesReported}/${r.world.deadTabs} closes reported${r.closesReportedMs === undefined ? "" : ` within ${(r.closesReportedMs / 1000).toFixed(1)} s`}`,
     },
     {
       goal: "never a live watcher deleted (tabs still connected at the end)",
       met: r.liveRowsDeleted === 0,
       figure: `${r.liveRowsDeleted} rows`,
-      limit: "a bug: rows of a connected peer must stay",
+      limit: `rows of a connected peer must stay: ${r.liveRowsDeletedDetail.tabsAnsweringOptions} of the ${r.liveRowsDeletedDetail.tabs} tabs still answer an OPTIONS over their connection${r.liveRowsDeletedDetail.tabsAnsweringOptions === 0 ? " (the node no longer holds them: it lost them)" : " (a wrong deletion)"}`,
     },
     {
       goal: "0 messages in the DLQ",
       met: dlq === 0,
       figure: `${r.dlq.events} events, ${r.dlq.followUps} follow-ups`,
-      limit: "records that failed maxReceiveCount times (the worker's failed invocations above)",
+      limit: `records the worker could not process (its errors: ${JSON.stringify(r.handlerErrors)})`,
     },
     {
       goal: "0 Kamailio allocation failures",

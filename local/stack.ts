@@ -95,6 +95,8 @@ export interface StackCounters {
   metrics: Record<string, number>;
   /** Refreshes the worker did not send, by the refresh policy's reason (its "refresh skipped" logs). */
   refreshSkipReasons: Record<string, number>;
+  /** The handlers' error logs, by message (what went wrong, without reading their JSON lines). */
+  errors: Record<string, number>;
   reconcileRuns: number;
   reconcileErrors: number;
   /** Rows the reconciler deleted and its refreshes by outcome (from its reports). */
@@ -148,11 +150,14 @@ export interface LocalStack {
 }
 
 /**
- * Sums the metrics the handlers count, by name (what their EMF lines would add up to), and the
- * refresh policy's skip reasons (logged per refresh, no metric dimension carries them).
+ * Sums the metrics the handlers count, by name (what their EMF lines would add up to), the
+ * refresh policy's skip reasons (logged per refresh, no metric dimension carries them) and the
+ * error logs by message.
  */
-function metricCounter(counters: Pick<StackCounters, "metrics" | "refreshSkipReasons">): Telemetry {
-  const { metrics, refreshSkipReasons } = counters;
+function metricCounter(
+  counters: Pick<StackCounters, "metrics" | "refreshSkipReasons" | "errors">,
+): Telemetry {
+  const { metrics, refreshSkipReasons, errors } = counters;
   return {
     count: (metric, value = 1) => {
       metrics[metric] = (metrics[metric] ?? 0) + value;
@@ -165,7 +170,9 @@ function metricCounter(counters: Pick<StackCounters, "metrics" | "refreshSkipRea
       refreshSkipReasons[reason] = (refreshSkipReasons[reason] ?? 0) + 1;
     },
     warn: () => {},
-    error: () => {},
+    error: (message) => {
+      errors[message] = (errors[message] ?? 0) + 1;
+    },
   };
 }
 
@@ -211,6 +218,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       rejects: 0,
       metrics: {},
       refreshSkipReasons: {},
+      errors: {},
       reconcileRuns: 0,
       reconcileErrors: 0,
       reconcileDeleted: 0,

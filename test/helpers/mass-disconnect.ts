@@ -127,6 +127,13 @@ export interface MassDisconnectResult {
   deadRowsLeft: number;
   /** Rows deleted of surviving tabs still connected at the end: must be 0. */
   liveRowsDeleted: number;
+  /**
+   * Those tabs, how many of them still answer an OPTIONS over their connection (the node holds it:
+   * a deletion of their rows was wrong), and a few deleted rows (callid, contact).
+   */
+  liveRowsDeletedDetail: { tabs: number; tabsAnsweringOptions: number; examples: string[] };
+  /** The handlers' error logs by message. */
+  handlerErrors: Record<string, number>;
   /** Surviving tabs whose connection the node closed during the run (their rows are stale then). */
   lostConnections: { tabs: number; rowsDeleted: number; closedBy: Record<string, number> };
   /** Dying tabs whose connection.closed the ingest accepted. */
@@ -148,7 +155,12 @@ export interface MassDisconnectResult {
   /** Sampled real subscriptions whose last NOTIFY holds their presentity's newest state. */
   survivors: { sampled: number; current: number; currentMs?: number; stale: string[] };
   kamailio: { shmMbBefore: number; shmMbPeak: number; allocationFailures: number; topErrors: string[] };
-  poller: { invocations: number; failedInvocations: number };
+  /**
+   * The events poller's invocations; `timedOut`: batches over the function timeout (Lambda kills
+   * those and retries their records after the visibility timeout; the local poller returns their
+   * records too, but the handler runs on to its end, so deletions still land).
+   */
+  poller: { invocations: number; failedInvocations: number; timedOut: number };
   windowSeconds: number;
 }
 
@@ -168,7 +180,11 @@ const dialogBody = (presentity: string, tag: string) => `<?xml version="1.0" enc
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runMassDisconnect(options: MassDisconnectOptions): Promise<MassDisconnectResult> {
-  const log = options.log ?? (() => {});
+  let timedOut = 0;
+  const log = (line: string) => {
+    if (line.includes("Task timed out")) timedOut++;
+    options.log?.(line);
+  };
   const t0 = performance.now();
   const tabCount = Math.max(10, Math.round(TABS_AT_SCALE_1 * options.scale));
   const perOffice = Math.min(TABS_PER_OFFICE, tabCount);
@@ -349,10 +365,27 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
       if (settled || performance.now() > deadline) break;
     }
     await publishing;
+    await quiesce(stack, () => `${deletions.statements()} ${tap.calls.length}`);
     await Promise.all(sampled.map((t) => t.client.ping().catch(() => undefined)));
     const final = await countRows(db);
     const lost = tabs.filter((t) => !t.dies && !t.client.isOpen);
     const liveLeft = await liveRowsPerTab(db, tabs, subs);
+    const robbed = tabs.filter((t) => !t.dies && t.client.isOpen && (liveLeft.get(t.t) ?? 0) < KEYS_PER_TAB);
+    // Does the node still hold their connection? An OPTIONS round trip over it says.
+    const answered = await Promise.all(
+      robbed.map((t) =>
+        Promise.race([
+          t.client.ping().then(
+            () => true,
+            () => false,
+          ),
+          sleep(3000).then(() => false),
+        ]),
+      ),
+    );
+    const gone = await db.query<{ callid: string; contact: string }>(
+      "SELECT callid, contact FROM md_gone LIMIT 5",
+    );
     const depth = await queueDepths(stack);
     const goneAt = deletions.deadGoneAt(deadRows);
     const refreshCalls = tap.calls.filter((c) => c.method === "presence.refreshWatchers" && c.at >= diedAt);
@@ -387,6 +420,12 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         tabs.filter((t) => !t.dies && t.client.isOpen),
         liveLeft,
       ),
+      liveRowsDeletedDetail: {
+        tabs: robbed.length,
+        tabsAnsweringOptions: answered.filter(Boolean).length,
+        examples: gone.map((g) => `${g.callid} ${g.contact}`),
+      },
+      handlerErrors: { ...stack.counters.errors },
       lostConnections: {
         tabs: lost.length,
         rowsDeleted: rowsDeleted(lost, liveLeft),
@@ -426,7 +465,11 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         allocationFailures: allocationFailures(newLog),
         topErrors: topErrors(newLog),
       },
-      poller: { invocations: poller?.invocations ?? 0, failedInvocations: poller?.failedInvocations ?? 0 },
+      poller: {
+        invocations: poller?.invocations ?? 0,
+        failedInvocations: poller?.failedInvocations ?? 0,
+        timedOut,
+      },
       windowSeconds: Number(((performance.now() - diedAt) / 1000).toFixed(1)),
     };
   } finally {
@@ -577,12 +620,15 @@ async function migrate(stack: LocalStack): Promise<void> {
  * dead (callid mdd-*) and live rows each statement removed; arrival times are this process's.
  */
 async function watchDeletions(db: TestDb) {
+  // Which live rows went (few, if any): their callid and contact, to say whose they were.
+  await db.query("CREATE TABLE md_gone (callid text, contact text)");
   await db.query(`CREATE FUNCTION md_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE d bigint; l bigint;
     BEGIN
       SELECT count(*) FILTER (WHERE callid LIKE 'mdd-%'), count(*) FILTER (WHERE callid NOT LIKE 'mdd-%')
         INTO d, l FROM gone;
       PERFORM pg_notify('md_deleted', d || ' ' || l);
+      IF l > 0 THEN INSERT INTO md_gone SELECT callid, contact FROM gone WHERE callid NOT LIKE 'mdd-%'; END IF;
       RETURN NULL;
     END $$`);
   await db.query(`CREATE TRIGGER md_deleted AFTER DELETE ON active_watchers
@@ -596,8 +642,10 @@ async function watchDeletions(db: TestDb) {
   });
   await client.connect();
   let dead = 0;
+  let statements = 0;
   let goneAt: number | undefined;
   client.on("notification", (msg) => {
+    statements++;
     const [d] = (msg.payload ?? "0 0").split(" ").map(Number);
     dead += d ?? 0;
     if (d) goneAt = performance.now();
@@ -610,6 +658,8 @@ async function watchDeletions(db: TestDb) {
     },
     /** When the last of `total` dead rows was deleted (undefined while some remain). */
     deadGoneAt: (total: number) => (dead >= total ? goneAt : undefined),
+    /** Delete statements seen so far. */
+    statements: () => statements,
     close: () => client.end(),
   };
 }
@@ -755,6 +805,29 @@ async function queueDepths(stack: LocalStack) {
     };
   } finally {
     client.destroy();
+  }
+}
+
+/**
+ * Stops the worker and lets what it was doing end: the poller waits for its batches in flight,
+ * but an invocation over its timeout runs on unobserved (local mode cannot kill it, Lambda would),
+ * and its deletions and DLQ sends must land before the figures are read. Nothing signals its end,
+ * so wait until the handlers' metrics, the row deletions and the RPC calls stop moving for 3 s
+ * (at most 90 s).
+ */
+async function quiesce(stack: LocalStack, activity: () => string): Promise<void> {
+  await stack.pauseWorker();
+  const snapshot = () => JSON.stringify(stack.counters.metrics) + activity();
+  let last = snapshot();
+  let stableSince = performance.now();
+  const deadline = performance.now() + 90_000;
+  while (performance.now() - stableSince < 3000 && performance.now() < deadline) {
+    await sleep(250);
+    const now = snapshot();
+    if (now !== last) {
+      last = now;
+      stableSince = performance.now();
+    }
   }
 }
 
