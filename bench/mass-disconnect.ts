@@ -4,7 +4,7 @@
 // test/helpers/mass-disconnect.ts. Prints a table, the issue's goals (met, or the figure and what
 // limits it), and last one JSON line (also written to --json FILE).
 //
-//   npm run bench:mass-disconnect [-- --window 120 --publish-share 0.01 --publish-rate 50 --json FILE]
+//   npm run bench:mass-disconnect [-- --window 120 --publish-share 0.01 --publish-rate 50 --children N --json FILE]
 //   KWC_BENCH_SCALE=0.01 npm run bench:mass-disconnect     # 50 tabs, 5,000 rows: a quick look
 //
 // A missed goal does not fail the bench (exit 0); a scenario that cannot run does (exit 1).
@@ -18,6 +18,7 @@ const { values: args } = parseArgs({
     "publish-share": { type: "string", default: "0.01" },
     "publish-rate": { type: "string", default: "50" },
     json: { type: "string" },
+    children: { type: "string" },
   },
 });
 const SCALE = Number(process.env.KWC_BENCH_SCALE ?? 1);
@@ -41,6 +42,7 @@ try {
     windowMs: WINDOW_S * 1000,
     publishShare: Number(args["publish-share"]),
     publishRate: Number(args["publish-rate"]),
+    ...(args.children ? { children: Number(args.children) } : {}),
     settle: "queues",
     log: (line) => console.error(`  ${line}`),
   });
@@ -65,7 +67,7 @@ function report(r: Result): void {
   const sent = Object.values(r.refreshes.calls).reduce((a, b) => a + b, 0);
   const skipped = Object.values(r.refreshes.skippedByReason).reduce((a, b) => a + b, 0);
   console.log(
-    `\nMass disconnect, LOCAL: one Kamailio 5.6.3 node (sync mode, PostgreSQL, -m ${w.shmMb}, tcp_max_connections ${n(w.tcpMaxConnections)}, refresh budget ${w.refreshRate}/s), ` +
+    `\nMass disconnect, LOCAL: one Kamailio 5.6.3 node (sync mode, PostgreSQL, -m ${w.shmMb}, tcp_max_connections ${n(w.tcpMaxConnections)}, ${w.children ? `children and tcp_children ${w.children} (not the shipped cfg's 2)` : "the shipped cfg's 2 tcp_children"}, refresh budget ${w.refreshRate}/s), ` +
       `the local pipeline with the deployed event source (batch ${w.eventSource.batchSize}, window ${w.eventSource.maxBatchingWindowSeconds} s, ` +
       `concurrency ${w.eventSource.maxConcurrency}, timeout ${w.eventSource.functionTimeoutSeconds} s), peer index built`,
   );
@@ -85,7 +87,10 @@ function report(r: Result): void {
       value: `${r.liveRowsDeletedDetail.tabs} (${r.liveRowsDeletedDetail.tabsAnsweringOptions})`,
     },
     "surviving tabs the node disconnected (their rows deleted)": {
-      value: `${r.lostConnections.tabs} (${r.lostConnections.rowsDeleted}) ${JSON.stringify(r.lostConnections.closedBy)}`,
+      value: `${r.lostConnections.tabs} (${r.lostConnections.rowsDeleted}) ${JSON.stringify(r.lostConnections.closedBy)}, ${r.lostConnections.inSetup} of them before the deaths`,
+    },
+    "rows deleted by the worker / by Kamailio itself": {
+      value: `${r.deletedBy.worker} / ${r.deletedBy.others} (${r.deletedBy.dead} of dying tabs, ${r.deletedBy.live} others)`,
     },
     "DLQ messages (events + follow-ups)": { value: r.dlq.events + r.dlq.followUps },
     "worker invocations (failed; over the 30 s timeout)": {
@@ -105,7 +110,7 @@ function report(r: Result): void {
     "refreshes deferred (follow-ups sent)": { value: m.RefreshDeferred ?? 0 },
     "follow-up messages still queued at the end": { value: r.followUpsQueued },
     "sampled survivors on the newest state": {
-      value: `${r.survivors.current}/${r.survivors.sampled}${r.survivors.currentMs === undefined ? "" : ` (all at ${s(r.survivors.currentMs)})`}`,
+      value: `${r.survivors.current}/${r.survivors.sampled}${r.survivors.lost ? ` (${r.survivors.lost} more on tabs the node disconnected)` : ""}${r.survivors.currentMs === undefined ? "" : ` (all at ${s(r.survivors.currentMs)})`}`,
     },
     "Kamailio shm MB before / peak": {
       value: `${r.kamailio.shmMbBefore} / ${r.kamailio.shmMbPeak} of ${w.shmMb}`,

@@ -94,6 +94,8 @@ export interface MassDisconnectOptions {
    * (every refresh owed has been sent).
    */
   settle: "state" | "queues";
+  /** Kamailio's children and tcp_children (KWC_CHILDREN); default: the shipped cfg's. */
+  children?: number;
   log?: (line: string) => void;
 }
 
@@ -115,6 +117,8 @@ export interface MassDisconnectResult {
     sampledSubscriptions: number;
     shmMb: number;
     tcpMaxConnections: number;
+    /** KWC_CHILDREN (children and tcp_children) when not the shipped cfg's. */
+    children?: number;
     refreshRate: number;
     eventSource: typeof WORKER_EVENT_SOURCE;
     setupSeconds: number;
@@ -134,8 +138,13 @@ export interface MassDisconnectResult {
   liveRowsDeletedDetail: { tabs: number; tabsAnsweringOptions: number; examples: string[] };
   /** The handlers' error logs by message. */
   handlerErrors: Record<string, number>;
+  /**
+   * Rows deleted during the run: by the worker (its RowsDeleted), by anyone else (Kamailio itself:
+   * a NOTIFY answered 481 or timed out), and by kind (dying tabs' rows, the others').
+   */
+  deletedBy: { worker: number; others: number; dead: number; live: number };
   /** Surviving tabs whose connection the node closed during the run (their rows are stale then). */
-  lostConnections: { tabs: number; rowsDeleted: number; closedBy: Record<string, number> };
+  lostConnections: { tabs: number; inSetup: number; rowsDeleted: number; closedBy: Record<string, number> };
   /** Dying tabs whose connection.closed the ingest accepted. */
   closesReported: number;
   /** PUBLISHes answered 200, and how many of them before the last dead row was gone. */
@@ -153,7 +162,11 @@ export interface MassDisconnectResult {
     metrics: Record<string, number>;
   };
   /** Sampled real subscriptions whose last NOTIFY holds their presentity's newest state. */
-  survivors: { sampled: number; current: number; currentMs?: number; stale: string[] };
+  /**
+   * The sampled real subscriptions on tabs still connected at the end (`lost`: on tabs the node
+   * disconnected), how many hold the newest state, and when all of them did.
+   */
+  survivors: { sampled: number; lost: number; current: number; currentMs?: number; stale: string[] };
   kamailio: { shmMbBefore: number; shmMbPeak: number; allocationFailures: number; topErrors: string[] };
   /**
    * The events poller's invocations; `timedOut`: batches over the function timeout (Lambda kills
@@ -217,7 +230,10 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
       // Production timers; kwc.cfg's default refresh budget (not overridden).
       testTimers: false,
       shmMb,
-      defines: { KWC_TCP_MAX_CONNECTIONS: tcpMaxConnections },
+      defines: {
+        KWC_TCP_MAX_CONNECTIONS: tcpMaxConnections,
+        ...(options.children ? { KWC_CHILDREN: options.children } : {}),
+      },
     });
     cleanups.push(() => node.stop());
     const tap = await startRpcTap(node);
@@ -285,9 +301,6 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
     // Built once the rows are in (faster than maintaining it row by row during the fill).
     await migrate(stack);
     log(`peer index built (${at()})`);
-    const rows = await countRows(db);
-    const deadRows = tabs.filter((t) => t.dies).length * KEYS_PER_TAB;
-    log(`${rows.total} rows (${rows.dead} of dying tabs) (${at()})`);
 
     // PUBLISH targets: a share of all presentities, from the sampled offices (their real watchers
     // show the new state), spread over their keys.
@@ -320,6 +333,11 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
       await sleep(1500);
     }
     deletions.reset();
+    // The world as it is at the deaths (under load the node may have dropped a tab already).
+    const rows = await countRows(db);
+    const deadRows = rows.dead;
+    const setupLost = tabs.filter((t) => !t.client.isOpen).length;
+    log(`${rows.total} rows (${rows.dead} of dying tabs), ${setupLost} tabs lost in the set-up (${at()})`);
 
     // The deaths: every dying tab's connection reset at once.
     const diedAt = performance.now();
@@ -333,13 +351,14 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         const tag = `new-${i}-${randomBytes(3).toString("hex")}`;
-        newest.set(presentity, tag);
-        const s = await publisher.publish(presentity, {
-          event: EVENT,
-          body: dialogBody(presentity, tag),
-          expires: 3600,
-        });
+        const before = newest.get(presentity) ?? "";
+        // The node may drop the publisher's connection too (0: no answer, counted as not 200).
+        const s = await publisher
+          .publish(presentity, { event: EVENT, body: dialogBody(presentity, tag), expires: 3600 })
+          .catch(() => 0);
         published.push({ at: performance.now(), status: s });
+        // Unanswered, it may or may not have been taken: either state is current then.
+        newest.set(presentity, s === 200 ? tag : `${before}|${tag}`);
       }
     })();
     const reportedAt = await Promise.race([closesReported, sleep(options.windowMs).then(() => undefined)]);
@@ -351,7 +370,7 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
     }
 
     // Watch until everything settled: dead rows gone, sampled watchers current, queues empty.
-    const currentNow = () => subs.filter((s) => isCurrent(s, newest)).length;
+    const currentNow = () => subs.filter((s) => !s.client.isOpen || isCurrent(s, newest)).length;
     let currentAt: number | undefined;
     const deadline = diedAt + options.windowMs;
     for (;;) {
@@ -365,6 +384,7 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
       if (settled || performance.now() > deadline) break;
     }
     await publishing;
+    const pollerStats = { ...(stack.poller()?.stats ?? { invocations: 0, failedInvocations: 0 }) };
     await quiesce(stack, () => `${deletions.statements()} ${tap.calls.length}`);
     await Promise.all(sampled.map((t) => t.client.ping().catch(() => undefined)));
     const final = await countRows(db);
@@ -395,8 +415,10 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
     for (const [k, v] of Object.entries(stack.counters.metrics))
       if (v - (metricsBefore[k] ?? 0) !== 0) metrics[k] = v - (metricsBefore[k] ?? 0);
     const newLog = node.log().slice(logBefore);
-    const stale = subs.filter((s) => !isCurrent(s, newest)).map((s) => s.sub.presentity);
-    const poller = stack.poller()?.stats;
+    const kept = subs.filter((s) => s.client.isOpen);
+    const stale = kept.filter((s) => !isCurrent(s, newest)).map((s) => s.sub.presentity);
+    const poller = pollerStats;
+    const deleted = deletions.deleted();
     return {
       world: {
         tabs: tabs.length,
@@ -408,6 +430,7 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         sampledSubscriptions: subs.length,
         shmMb,
         tcpMaxConnections,
+        ...(options.children ? { children: options.children } : {}),
         refreshRate: SHIPPED_REFRESH_RATE,
         eventSource: WORKER_EVENT_SOURCE,
         setupSeconds: Number(((diedAt - t0) / 1000).toFixed(1)),
@@ -426,8 +449,15 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         examples: gone.map((g) => `${g.callid} ${g.contact}`),
       },
       handlerErrors: { ...stack.counters.errors },
+      deletedBy: {
+        worker: metrics.RowsDeleted ?? 0,
+        others: deleted.dead + deleted.live - (metrics.RowsDeleted ?? 0),
+        dead: deleted.dead,
+        live: deleted.live,
+      },
       lostConnections: {
         tabs: lost.length,
+        inSetup: setupLost,
         rowsDeleted: rowsDeleted(lost, liveLeft),
         closedBy: tally(lost.map((t) => `ws ${t.client.closedWith?.code ?? "?"}`)),
       },
@@ -454,8 +484,9 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         metrics,
       },
       survivors: {
-        sampled: subs.length,
-        current: subs.length - stale.length,
+        sampled: kept.length,
+        lost: subs.length - kept.length,
+        current: kept.length - stale.length,
         ...(currentAt === undefined ? {} : { currentMs: Math.round(currentAt - diedAt) }),
         stale: stale.slice(0, 10),
       },
@@ -486,9 +517,9 @@ interface SampledSub {
 
 /** The last NOTIFY of the subscription carries its presentity's newest state. */
 function isCurrent(s: SampledSub, newest: Map<string, string>): boolean {
-  const tag = newest.get(s.sub.presentity);
+  const tags = newest.get(s.sub.presentity)?.split("|") ?? [];
   const last = s.client.notifies.findLast((n) => n.callId === s.sub.callId);
-  return tag !== undefined && last?.body.includes(`id="${tag}"`) === true;
+  return tags.some((tag) => last?.body.includes(`id="${tag}"`) === true);
 }
 
 /** The sampled tabs SUBSCRIBE for real to their office's keys (10 in flight per tab). */
@@ -642,22 +673,27 @@ async function watchDeletions(db: TestDb) {
   });
   await client.connect();
   let dead = 0;
+  let live = 0;
   let statements = 0;
   let goneAt: number | undefined;
   client.on("notification", (msg) => {
     statements++;
-    const [d] = (msg.payload ?? "0 0").split(" ").map(Number);
+    const [d, l] = (msg.payload ?? "0 0").split(" ").map(Number);
     dead += d ?? 0;
+    live += l ?? 0;
     if (d) goneAt = performance.now();
   });
   await client.query("LISTEN md_deleted");
   return {
     reset: () => {
       dead = 0;
+      live = 0;
       goneAt = undefined;
     },
     /** When the last of `total` dead rows was deleted (undefined while some remain). */
     deadGoneAt: (total: number) => (dead >= total ? goneAt : undefined),
+    /** Rows deleted since the reset: of dying tabs, of the others. */
+    deleted: () => ({ dead, live }),
     /** Delete statements seen so far. */
     statements: () => statements,
     close: () => client.end(),
