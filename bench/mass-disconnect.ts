@@ -83,8 +83,8 @@ function report(r: Result): void {
     "every dead row deleted": { value: s(r.deadRowsGoneMs) },
     "dead rows left at the end": { value: r.deadRowsLeft },
     "rows deleted of tabs still connected": { value: r.liveRowsDeleted },
-    "  those tabs (still answering OPTIONS)": {
-      value: `${r.liveRowsDeletedDetail.tabs} (${r.liveRowsDeletedDetail.tabsAnsweringOptions})`,
+    "  those tabs (still answering OPTIONS; their rows deleted by Kamailio / others)": {
+      value: `${r.liveRowsDeletedDetail.tabs} (${r.liveRowsDeletedDetail.tabsAnsweringOptions}; ${r.liveRowsDeletedDetail.deletedBy.kamailio} / ${r.liveRowsDeletedDetail.deletedBy.others})`,
     },
     "surviving tabs the node disconnected (their rows deleted)": {
       value: `${r.lostConnections.tabs} (${r.lostConnections.rowsDeleted}) ${JSON.stringify(r.lostConnections.closedBy)}, ${r.lostConnections.inSetup} of them before the deaths`,
@@ -175,7 +175,7 @@ function goalsOf(r: Result): Goal[] {
       goal: "never a live watcher deleted (tabs still connected at the end)",
       met: r.liveRowsDeleted === 0,
       figure: `${r.liveRowsDeleted} rows`,
-      limit: `rows of a connected peer must stay: ${r.liveRowsDeletedDetail.tabsAnsweringOptions} of the ${r.liveRowsDeletedDetail.tabs} tabs still answer an OPTIONS over their connection${r.liveRowsDeletedDetail.tabsAnsweringOptions === 0 ? " (the node no longer holds them: it lost them)" : " (a wrong deletion)"}`,
+      limit: `rows of a connected peer must stay: ${r.liveRowsDeletedDetail.tabsAnsweringOptions} of the ${r.liveRowsDeletedDetail.tabs} tabs still answer an OPTIONS over their connection (the others the node was dropping); of those tabs' deleted rows Kamailio's own sessions deleted ${r.liveRowsDeletedDetail.deletedBy.kamailio} (a NOTIFY answered 481 or timed out: presence removes the dialog), the service ${r.liveRowsDeletedDetail.deletedBy.others}`,
     },
     {
       goal: "0 messages in the DLQ",

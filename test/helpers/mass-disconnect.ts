@@ -135,7 +135,13 @@ export interface MassDisconnectResult {
    * Those tabs, how many of them still answer an OPTIONS over their connection (the node holds it:
    * a deletion of their rows was wrong), and a few deleted rows (callid, contact).
    */
-  liveRowsDeletedDetail: { tabs: number; tabsAnsweringOptions: number; examples: string[] };
+  liveRowsDeletedDetail: {
+    tabs: number;
+    tabsAnsweringOptions: number;
+    /** Who deleted the rows of the tabs that still answer: Kamailio's own DB sessions, or others (the service). */
+    deletedBy: { kamailio: number; others: number };
+    examples: string[];
+  };
   /** The handlers' error logs by message. */
   handlerErrors: Record<string, number>;
   /**
@@ -403,8 +409,11 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         ]),
       ),
     );
+    const wrong = robbed.filter((_, i) => answered[i]);
+    const wrongBy = await deletedByWhom(db, wrong, subs);
     const gone = await db.query<{ callid: string; contact: string }>(
-      "SELECT callid, contact FROM md_gone LIMIT 5",
+      "SELECT callid, contact FROM md_gone WHERE split_part(callid, '-', 2) = ANY($1) LIMIT 5",
+      [wrong.map((t) => String(t.t))],
     );
     const depth = await queueDepths(stack);
     const goneAt = deletions.deadGoneAt(deadRows);
@@ -445,7 +454,8 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
       ),
       liveRowsDeletedDetail: {
         tabs: robbed.length,
-        tabsAnsweringOptions: answered.filter(Boolean).length,
+        tabsAnsweringOptions: wrong.length,
+        deletedBy: wrongBy,
         examples: gone.map((g) => `${g.callid} ${g.contact}`),
       },
       handlerErrors: { ...stack.counters.errors },
@@ -652,14 +662,16 @@ async function migrate(stack: LocalStack): Promise<void> {
  */
 async function watchDeletions(db: TestDb) {
   // Which live rows went (few, if any): their callid and contact, to say whose they were.
-  await db.query("CREATE TABLE md_gone (callid text, contact text)");
+  await db.query("CREATE TABLE md_gone (callid text, contact text, backend int)");
   await db.query(`CREATE FUNCTION md_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE d bigint; l bigint;
     BEGIN
       SELECT count(*) FILTER (WHERE callid LIKE 'mdd-%'), count(*) FILTER (WHERE callid NOT LIKE 'mdd-%')
         INTO d, l FROM gone;
       PERFORM pg_notify('md_deleted', d || ' ' || l);
-      IF l > 0 THEN INSERT INTO md_gone SELECT callid, contact FROM gone WHERE callid NOT LIKE 'mdd-%'; END IF;
+      IF l > 0 THEN
+        INSERT INTO md_gone SELECT callid, contact, pg_backend_pid() FROM gone WHERE callid NOT LIKE 'mdd-%';
+      END IF;
       RETURN NULL;
     END $$`);
   await db.query(`CREATE TRIGGER md_deleted AFTER DELETE ON active_watchers
@@ -739,6 +751,38 @@ async function liveRowsPerTab(db: TestDb, tabs: Tab[], subs: SampledSub[]): Prom
     if (t !== undefined && present.has(s.sub.callId)) left.set(t, (left.get(t) ?? 0) + 1);
   }
   return left;
+}
+
+/**
+ * Who deleted these tabs' rows: a deletion made by one of Kamailio's own database sessions (its
+ * processes keep theirs; `ss` names the process behind each client port) or by anyone else (the
+ * service's Data API sessions).
+ */
+async function deletedByWhom(
+  db: TestDb,
+  tabs: Tab[],
+  subs: SampledSub[],
+): Promise<{ kamailio: number; others: number }> {
+  if (tabs.length === 0) return { kamailio: 0, others: 0 };
+  const { stdout } = await run("ss", ["-tnpH", `dport = :${PG_PORT}`]);
+  const kamailioPorts = new Set(
+    stdout
+      .split("\n")
+      .filter((l) => l.includes('"kamailio"'))
+      .map((l) => Number(l.trim().split(/\s+/)[3]?.split(":").at(-1))),
+  );
+  const sessions = await db.query<{ pid: number; client_port: number }>(
+    "SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database()",
+  );
+  const kamailioPids = sessions.filter((x) => kamailioPorts.has(Number(x.client_port))).map((x) => x.pid);
+  const mine = new Set(tabs.map((t) => t.client));
+  const realCallIds = subs.filter((x) => mine.has(x.client)).map((x) => x.sub.callId);
+  const [r] = await db.query<{ k: string; o: string }>(
+    `SELECT count(*) FILTER (WHERE backend = ANY($1)) AS k, count(*) FILTER (WHERE NOT backend = ANY($1)) AS o
+     FROM md_gone WHERE (split_part(callid, '-', 2) = ANY($2) AND callid LIKE 'mdl-%') OR callid = ANY($3)`,
+    [kamailioPids, tabs.map((t) => String(t.t)), realCallIds],
+  );
+  return { kamailio: Number(r?.k), others: Number(r?.o) };
 }
 
 /** Rows these surviving tabs lost (each had KEYS_PER_TAB). */
