@@ -161,6 +161,11 @@ function goalsOf(r: Result): Goal[] {
       ? ` (${r.poller.timedOut} invocations ran past the ${r.world.eventSource.functionTimeoutSeconds} s timeout: Lambda would have killed them and retried their records after the visibility timeout, so this figure is optimistic)`
       : "";
   const skipped = JSON.stringify(r.refreshes.skippedByReason);
+  // A cleanup that failed for good leaves its rows (its events go to the DLQ): say why.
+  const failed = Object.entries(r.handlerErrors).filter(([what]) => what.startsWith("cleanup failed"));
+  const failedCleanups = failed.length
+    ? `; cleanups failed for good (their events dead-lettered, their rows left): ${failed.map(([what, n]) => `${n}× ${what}`).join("; ")}`
+    : "";
   return [
     {
       goal: `${r.world.deadTabs.toLocaleString("en-US")}-tab mass disconnect cleaned within ${GOAL_CLEAN_MS / 1000} s`,
@@ -169,7 +174,8 @@ function goalsOf(r: Result): Goal[] {
       limit:
         `the worker's DB work: ${r.poller.invocations} invocations at concurrency ${r.world.eventSource.maxConcurrency}, ` +
         `${r.poller.timedOut} of them over the ${r.world.eventSource.functionTimeoutSeconds} s timeout (a batch of ${r.world.eventSource.batchSize} envelopes of up to 50 closes is up to 50,000 rows); ` +
-        `${r.closesReported}/${r.world.deadTabs} closes reported${r.closesReportedMs === undefined ? "" : ` within ${(r.closesReportedMs / 1000).toFixed(1)} s`}`,
+        `${r.closesReported}/${r.world.deadTabs} closes reported${r.closesReportedMs === undefined ? "" : ` within ${(r.closesReportedMs / 1000).toFixed(1)} s`}` +
+        failedCleanups,
     },
     {
       goal: "never a live watcher deleted (tabs still connected at the end)",
@@ -200,8 +206,10 @@ function goalsOf(r: Result): Goal[] {
       met: r.refreshes.callsUntriggered === 0 && r.followUpsQueued === 0,
       figure: `${r.refreshes.callsUntriggered} calls for ${r.refreshes.distinctUntriggered} presentities with no trigger, ${r.followUpsQueued} follow-up messages still owed; skipped ${skipped}`,
       limit:
-        "the refresh policy (lambdas/core/refresh-policy.ts) sent them: on 5.6.3 it skips only where presentity deletions (expiry, Expires: 0) are traced, " +
-        "which kwc.cfg does not do yet ('untraced-deletion' / 'presentity-absent'), so every presentity of a dead tab is refreshed, and the budget turns them into follow-ups",
+        Object.keys(r.refreshes.skippedByReason).length === 0
+          ? "the refresh policy (lambdas/core/refresh-policy.ts) sent them: on 5.6.3 it skips only where presentity deletions (expiry, Expires: 0) are traced, " +
+            "which kwc.cfg does not do yet ('untraced-deletion' / 'presentity-absent'), so every presentity of a dead tab is refreshed, and the budget turns them into follow-ups"
+          : `the policy skipped ${skipped}, yet these went out (the worker's handler does not say why it sent a refresh: its BatchResult.refreshReasons stays inside)`,
     },
   ];
 }

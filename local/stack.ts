@@ -95,7 +95,7 @@ export interface StackCounters {
   metrics: Record<string, number>;
   /** Refreshes the worker did not send, by the refresh policy's reason (its "refresh skipped" logs). */
   refreshSkipReasons: Record<string, number>;
-  /** The handlers' error logs, by message (what went wrong, without reading their JSON lines). */
+  /** The handlers' error logs, by message and the start of their detail (without reading their JSON lines). */
   errors: Record<string, number>;
   reconcileRuns: number;
   reconcileErrors: number;
@@ -152,7 +152,7 @@ export interface LocalStack {
 /**
  * Sums the metrics the handlers count, by name (what their EMF lines would add up to), the
  * refresh policy's skip reasons (logged per refresh, no metric dimension carries them) and the
- * error logs by message.
+ * error logs by message and detail.
  */
 function metricCounter(
   counters: Pick<StackCounters, "metrics" | "refreshSkipReasons" | "errors">,
@@ -170,8 +170,10 @@ function metricCounter(
       refreshSkipReasons[reason] = (refreshSkipReasons[reason] ?? 0) + 1;
     },
     warn: () => {},
-    error: (message) => {
-      errors[message] = (errors[message] ?? 0) + 1;
+    error: (message, data) => {
+      // The detail's first words say what went wrong (e.g. the Data API's "sql: Too big").
+      const detail = typeof data?.detail === "string" ? `: ${data.detail.slice(0, 100)}` : "";
+      errors[message + detail] = (errors[message + detail] ?? 0) + 1;
     },
   };
 }
