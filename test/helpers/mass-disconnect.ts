@@ -22,7 +22,7 @@
 // NOTIFY bodies, the queues' depths, Kamailio's shm and its log.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -241,7 +241,10 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
         ...(options.children ? { KWC_CHILDREN: options.children } : {}),
       },
     });
-    cleanups.push(() => node.stop());
+    cleanups.push(async () => {
+      await node.stop();
+      killLeftovers(node.runDir);
+    });
     const tap = await startRpcTap(node);
     cleanups.push(() => tap.close());
     const status = await node.status();
@@ -943,6 +946,23 @@ function shmSampler(node: KamailioNode) {
     peak: () => Number(peak.toFixed(1)),
     stop: () => clearInterval(timer),
   };
+}
+
+/**
+ * stop() signals Kamailio's main process only; one that needed its SIGKILL (a node this loaded may
+ * not finish shutting down within 5 s) leaves its children running. They carry the node's own run
+ * dir on their command line: end those, by pid.
+ */
+function killLeftovers(runDir: string): void {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(runDir))
+        process.kill(Number(entry), "SIGKILL");
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
 }
 
 /** Kamailio's shm (and pkg) allocation failures, as refresh-capacity counts them. */
