@@ -108,6 +108,10 @@ export interface StackCounters {
   rejects: number;
   /** Sums of the EMF metrics the handlers emitted, by metric name. */
   metrics: Record<string, number>;
+  /** Refreshes the worker did not send, by the refresh policy's reason (its "refresh skipped" logs). */
+  refreshSkipReasons: Record<string, number>;
+  /** The handlers' error logs, by message and the start of their detail (without reading their JSON lines). */
+  errors: Record<string, number>;
   reconcileRuns: number;
   reconcileErrors: number;
   /** Rows the reconciler deleted and its refreshes by outcome (from its reports). */
@@ -163,17 +167,32 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** Sums the metrics the handlers count, by name (what their EMF lines would add up to). */
-function metricCounter(metrics: Record<string, number>): Telemetry {
+/**
+ * Sums the metrics the handlers count, by name (what their EMF lines would add up to), the
+ * refresh policy's skip reasons (logged per refresh, no metric dimension carries them) and the
+ * error logs by message and detail.
+ */
+function metricCounter(
+  counters: Pick<StackCounters, "metrics" | "refreshSkipReasons" | "errors">,
+): Telemetry {
+  const { metrics, refreshSkipReasons, errors } = counters;
   return {
     count: (metric, value = 1) => {
       metrics[metric] = (metrics[metric] ?? 0) + value;
     },
     audit: () => {},
     ignored: () => {},
-    info: () => {},
+    info: (message, data) => {
+      if (message !== "refresh skipped") return;
+      const reason = String(data?.reason ?? "unknown");
+      refreshSkipReasons[reason] = (refreshSkipReasons[reason] ?? 0) + 1;
+    },
     warn: () => {},
-    error: () => {},
+    error: (message, data) => {
+      // The detail's first words say what went wrong (e.g. the Data API's "sql: Too big").
+      const detail = typeof data?.detail === "string" ? `: ${data.detail.slice(0, 100)}` : "";
+      errors[message + detail] = (errors[message + detail] ?? 0) + 1;
+    },
   };
 }
 
@@ -218,6 +237,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       eventsIn: 0,
       rejects: 0,
       metrics: {},
+      refreshSkipReasons: {},
+      errors: {},
       reconcileRuns: 0,
       reconcileErrors: 0,
       reconcileDeleted: 0,
@@ -360,7 +381,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const env = functionEnv({ fleetConfigPath, sqs, dataApi: dataApi.endpoint });
     const sinks = {
-      tee: metricCounter(counters.metrics),
+      tee: metricCounter(counters),
       ...(options.handlerLog ? { logLines: options.handlerLog } : {}),
     };
     const worker = workerHandlerFromEnv(parseEnv("worker", WorkerEnvSchema, env), {
