@@ -33,6 +33,8 @@ import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { dataApiPeerIndexPort } from "#adapters/peer-index.ts";
 import type { DatabaseConfig } from "#core/fleet.ts";
 import { migratePeerIndex } from "#core/peer-index-migration.ts";
+import { traceInstallStatements } from "#core/sql/presentity-trace.ts";
+import { dialectFor } from "#core/sql.ts";
 import { WORKER_EVENT_SOURCE } from "../../infra/event-source-settings.ts";
 import { type LocalStack, startLocalStack } from "../../local/stack.ts";
 import { localDataApiClient } from "./dataapi.ts";
@@ -96,6 +98,12 @@ export interface MassDisconnectOptions {
   settle: "state" | "queues";
   /** Kamailio's children and tcp_children (KWC_CHILDREN); default: the shipped cfg's. */
   children?: number;
+  /**
+   * The presentity deletion trace (`kwc db trace`), installed before the set-up, so the refresh
+   * policy can skip presentities with no trigger on 5.6.3; default true (false: the policy refreshes
+   * every presentity of a dead tab, the comparison).
+   */
+  trace?: boolean;
   log?: (line: string) => void;
 }
 
@@ -225,6 +233,9 @@ export async function runMassDisconnect(options: MassDisconnectOptions): Promise
     cleanups.push(() => db.drop());
     const deletions = await watchDeletions(db);
     cleanups.push(() => deletions.close());
+    // As `kwc db trace` installs it, long before the deaths (the set-up takes its time).
+    if (options.trace ?? true)
+      for (const sql of traceInstallStatements(dialectFor("postgres"), db.name)) await db.query(sql);
     const ingestPort = await freePort();
     const ingestKey = randomBytes(24).toString("hex");
     const node = await startKamailio({
