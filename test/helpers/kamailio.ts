@@ -3,7 +3,7 @@
 // The launcher is pluggable (KamailioRuntime): the host's 5.6.3 binary now; a 6.0.1 chroot or a
 // TLS listener later only add a runtime, tests keep calling startKamailio().
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -244,6 +244,39 @@ function bareIpv6(ip: string): { bare: string } {
   return { bare: ip };
 }
 
+/** Every descendant of `pid` (from /proc), children first. */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses, so split after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone in between
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const child of children.get(p) ?? []) {
+      out.push(child);
+      walk(child);
+    }
+  };
+  if (pid > 0) walk(pid);
+  return out;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
 /**
  * Starts a node; when a port picked free was taken before Kamailio bound it (another process's
  * listener or outgoing socket got the same ephemeral port), starts again on fresh ports.
@@ -385,7 +418,12 @@ async function startKamailioOnce(opts: KamailioNodeOptions): Promise<KamailioNod
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
     c.kill("SIGTERM");
-    const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
+    // A node that ignores SIGTERM (loaded) gets SIGKILL, and so do its children: Kamailio's main
+    // process stops them only on a clean exit.
+    const timer = setTimeout(() => {
+      for (const pid of descendantsOf(c.pid ?? 0)) killQuietly(pid);
+      c.kill("SIGKILL");
+    }, 5000);
     await exited;
     clearTimeout(timer);
     live.delete(c);
