@@ -5,16 +5,14 @@
 // calls/s answered 200, 500s and 503s, NOTIFYs received by the watchers, peak shm used and
 // Kamailio's shm allocation failures; then what one node supports (fleet size, tab churn).
 // Run: npm run bench:refresh-capacity (the table, then one JSON line).
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { KamailioRpcClient } from "#adapters/kamailio-rpc.ts";
 import type { NodeConfig } from "#core/fleet.ts";
 import { createTestDb, type TestDb } from "../test/helpers/db.ts";
 import { runningNodeConfig } from "../test/helpers/fakes.ts";
 import { type KamailioNode, startKamailio } from "../test/helpers/kamailio.ts";
+import { allocationFailures, shmUsedMb, topErrors } from "../test/helpers/kamailio-health.ts";
 import { SipWsClient } from "../test/helpers/sip-ws-client.ts";
 
 const WINDOW_MS = Number(process.env.KWC_BENCH_WINDOW_MS ?? 10_000);
@@ -27,7 +25,6 @@ const DEFAULT_REFRESH_RATE = Number(
 );
 const SUBS_PER_TAB = 100;
 const WATCHER_IP = "127.0.0.90";
-const run = promisify(execFile);
 
 interface Window {
   label: string;
@@ -52,18 +49,6 @@ interface Window {
   /** Kamailio's most frequent ERROR lines in the window (what the 500s were). */
   topErrors: string[];
 }
-
-async function shmUsedMb(node: KamailioNode): Promise<number> {
-  const { stdout } = await run("kamcmd", ["-s", `unix:${join(node.runDir, "kamailio_ctl")}`, "core.shmmem"]);
-  const used = Number(stdout.match(/real_used:\s*(\d+)/)?.[1] ?? Number.NaN);
-  return used / 1024 / 1024;
-}
-
-const allocationFailures = (node: KamailioNode) =>
-  node
-    .log()
-    .split("\n")
-    .filter((l) => /no more shm|could not allocate|out of memory|no more pkg/i.test(l)).length;
 
 const configOf = (node: KamailioNode): NodeConfig => runningNodeConfig(node);
 
@@ -98,7 +83,7 @@ async function measure(
 ): Promise<Window> {
   const rpc = new KamailioRpcClient({ token: async () => node.rpcToken, timeoutMs: 5000 });
   const cfg = configOf(node);
-  const failuresBefore = allocationFailures(node);
+  const failuresBefore = allocationFailures(node.log());
   const logBefore = node.log().length;
   const notifiesBefore = clients.reduce((n, c) => n + c.notifies.length, 0);
   const shmBefore = await shmUsedMb(node);
@@ -143,28 +128,12 @@ async function measure(
     notifiesPerSecond: Math.round(notifies / seconds),
     shmUsedMbBefore: Number(shmBefore.toFixed(1)),
     shmUsedMbPeak: Number(peak.toFixed(1)),
-    allocationFailures: allocationFailures(node) - failuresBefore,
+    allocationFailures: allocationFailures(node.log()) - failuresBefore,
     shmKibPerNotifyPerSecond:
       notifies > 0 ? Math.round(((peak - shmBefore) * 1024) / (notifies / seconds)) : undefined,
     watchersLost: clients.filter((c) => !c.isOpen).length,
     topErrors: topErrors(node.log().slice(logBefore)),
   };
-}
-
-function topErrors(log: string): string[] {
-  const counts = new Map<string, number>();
-  for (const line of log.split("\n")) {
-    if (!line.includes("ERROR")) continue;
-    const what = line
-      .replace(/^.*ERROR: /, "")
-      .replace(/\d+/g, "N")
-      .slice(0, 140);
-    counts.set(what, (counts.get(what) ?? 0) + 1);
-  }
-  return [...counts]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 3)
-    .map(([what, n]) => `${n}× ${what}`);
 }
 
 async function nodeWith(db: TestDb, id: string, ip: string, budget: number): Promise<KamailioNode> {

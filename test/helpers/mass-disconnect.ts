@@ -40,6 +40,7 @@ import { type LocalStack, startLocalStack } from "../../local/stack.ts";
 import { localDataApiClient } from "./dataapi.ts";
 import { createTestDb, DB_HOST, KAMAILIO_PASSWORD, KAMAILIO_USER, PG_PORT, type TestDb } from "./db.ts";
 import { type KamailioNode, startKamailio } from "./kamailio.ts";
+import { allocationFailures, shmUsedMb, topErrors } from "./kamailio-health.ts";
 import { freePort, loopbackAddress } from "./ports.ts";
 import { SipWsClient, type Subscription } from "./sip-ws-client.ts";
 
@@ -930,11 +931,6 @@ async function queuesEmpty(stack: LocalStack): Promise<boolean> {
   return d.events === 0 && d.followUps === 0;
 }
 
-async function shmUsedMb(node: KamailioNode): Promise<number> {
-  const { stdout } = await run("kamcmd", ["-s", `unix:${join(node.runDir, "kamailio_ctl")}`, "core.shmmem"]);
-  return Number(stdout.match(/real_used:\s*(\d+)/)?.[1] ?? Number.NaN) / 1024 / 1024;
-}
-
 function shmSampler(node: KamailioNode) {
   let peak = 0;
   const state = { before: 0 };
@@ -977,26 +973,6 @@ function killLeftovers(runDir: string): void {
 }
 
 /** Kamailio's shm (and pkg) allocation failures, as refresh-capacity counts them. */
-export function allocationFailures(log: string): number {
-  return log.split("\n").filter((l) => /no more shm|could not allocate|out of memory|no more pkg/i.test(l))
-    .length;
-}
-
-function topErrors(log: string): string[] {
-  const counts = new Map<string, number>();
-  for (const line of log.split("\n")) {
-    if (!line.includes("ERROR")) continue;
-    const what = line
-      .replace(/^.*ERROR: /, "")
-      .replace(/\d+/g, "N")
-      .slice(0, 120);
-    counts.set(what, (counts.get(what) ?? 0) + 1);
-  }
-  return [...counts]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 3)
-    .map(([what, n]) => `${n}× ${what}`);
-}
 
 function tally(values: string[]): Record<string, number> {
   const out: Record<string, number> = {};

@@ -297,19 +297,7 @@ export class SipWsClient {
   ): Promise<number> {
     const event = opts.event ?? "presence";
     const body = opts.body ?? (event === "dialog" ? dialogInfoBody(presentity) : pidfBody(presentity));
-    const reply = await this.request("PUBLISH", presentity, {
-      from: `<${presentity}>;tag=${token(5)}`,
-      to: `<${presentity}>`,
-      callId: token(10),
-      cseq: 1,
-      extra: [
-        `Event: ${event}`,
-        `Expires: ${opts.expires ?? 600}`,
-        `Content-Type: ${event === "dialog" ? "application/dialog-info+xml" : "application/pidf+xml"}`,
-      ],
-      body,
-    });
-    return reply.status ?? 0;
+    return (await this.publishEtag(presentity, { event, body, expires: opts.expires ?? 600 })).status;
   }
 
   /**
