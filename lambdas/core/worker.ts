@@ -24,16 +24,25 @@ import { intake } from "./worker/intake.ts";
 import { BatchLedger } from "./worker/ledger.ts";
 import { refreshAll } from "./worker/refresh-all.ts";
 import { RefreshSet } from "./worker/refresh-set.ts";
-import { type BatchResult, DEFAULT_CONCURRENCY, type InputRecord, type WorkerDeps } from "./worker/types.ts";
+import {
+  type BatchOptions,
+  type BatchResult,
+  DEFAULT_CONCURRENCY,
+  type InputRecord,
+  type WorkerDeps,
+} from "./worker/types.ts";
 
-export type { BatchResult, InputRecord, WorkerDeps } from "./worker/types.ts";
+export type { BatchOptions, BatchResult, InputRecord, WorkerDeps } from "./worker/types.ts";
 
 /** Creates the batch processor; keeps per-instance state (node status, unsent follow-ups) between batches. */
 export function createWorker(deps: WorkerDeps) {
   const clock = clockOf(deps.now);
   const facts = new NodeFactsCache(deps.kamailio, deps.telemetry, clock, deps.statusTtlMs);
   const pending = new PendingFollowUps(deps.followUps, deps.telemetry);
-  return async function processBatch(records: readonly InputRecord[]): Promise<BatchResult> {
+  return async function processBatch(
+    records: readonly InputRecord[],
+    options: BatchOptions = {},
+  ): Promise<BatchResult> {
     const ledger = new BatchLedger(records, deps.telemetry);
     await pending.flush(ledger); //                                       owed by an earlier batch
     const events = intake(records, ledger, clock.now(), deps.freshness); // 1.
@@ -60,6 +69,7 @@ export function createWorker(deps: WorkerDeps) {
       gate: new RefreshGate(deps.telemetry, clock.now),
       backOff: new NodeBackOff(deps.telemetry),
       clock,
+      deadline: options.deadline ?? Number.POSITIVE_INFINITY,
       concurrency: deps.concurrency ?? DEFAULT_CONCURRENCY,
       followUps: deps.followUps,
     };

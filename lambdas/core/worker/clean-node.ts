@@ -56,7 +56,22 @@ export async function cleanNode(ctx: BatchContext, plan: NodePlan): Promise<void
     ctx.ledger.log.error("cleanup refused", { node: node.id, reason: gate.refusal });
     return ctx.ledger.deadLetter(admitted, `${gate.refusal} (cleanup refused)`, "EventsRefused");
   }
-  await cleanWork(ctx, node, work);
+  await cleanInSlices(ctx, node, work);
+}
+
+/** Keys (peers and dialogs) cleaned at a time: the batch checks its deadline between slices. */
+export const KEYS_PER_SLICE = 100;
+
+/** A mass disconnect's node work in slices; past the deadline, the slices not begun are retried. */
+async function cleanInSlices(ctx: BatchContext, node: NodeConfig, work: NodeWork): Promise<void> {
+  const slices = sliced(work, KEYS_PER_SLICE);
+  for (const [i, slice] of slices.entries()) {
+    if (ctx.clock.now() >= ctx.deadline) {
+      const fault: Fault = { kind: "transient", detail: "the invocation's time budget ran out" };
+      return ctx.ledger.retry(slices.slice(i).flatMap(sourcesOf), fault, `cleanup on node ${node.id}`);
+    }
+    await cleanWork(ctx, node, slice);
+  }
 }
 
 /** Only events of the node's current boot act; the others are ignored, counted and audited. */
@@ -79,7 +94,7 @@ async function cleanWork(ctx: BatchContext, node: NodeConfig, work: NodeWork): P
   try {
     await deleteStale(ctx, node, work);
   } catch (error) {
-    const size = work.peers.length + work.dialogs.length;
+    const size = keyCount(work);
     if (isDataError(error) && size > 1) {
       ctx.ledger.log.count("StatementsBisected");
       ctx.ledger.log.warn("statement failed on its data; splitting it", { node: node.id, size });
@@ -96,13 +111,25 @@ async function cleanWork(ctx: BatchContext, node: NodeConfig, work: NodeWork): P
 }
 
 function halves(work: NodeWork): [NodeWork, NodeWork] {
+  const [a = emptyWork(), b = emptyWork()] = sliced(work, Math.ceil(keyCount(work) / 2));
+  return [a, b];
+}
+
+const keyCount = (work: NodeWork) => work.peers.length + work.dialogs.length;
+const emptyWork = (): NodeWork => ({ peers: [], dialogs: [] });
+
+/** The work in consecutive parts of at most `size` keys (peers first, then dialogs). */
+function sliced(work: NodeWork, size: number): NodeWork[] {
   const items = [...work.peers.map((p) => ({ p })), ...work.dialogs.map((d) => ({ d }))];
-  const mid = Math.ceil(items.length / 2);
-  const part = (list: typeof items): NodeWork => ({
-    peers: list.flatMap((i) => ("p" in i ? [i.p] : [])),
-    dialogs: list.flatMap((i) => ("d" in i ? [i.d] : [])),
-  });
-  return [part(items.slice(0, mid)), part(items.slice(mid))];
+  const out: NodeWork[] = [];
+  for (let i = 0; i < items.length; i += Math.max(1, size)) {
+    const list = items.slice(i, i + Math.max(1, size));
+    out.push({
+      peers: list.flatMap((x) => ("p" in x ? [x.p] : [])),
+      dialogs: list.flatMap((x) => ("d" in x ? [x.d] : [])),
+    });
+  }
+  return out;
 }
 
 function failWork(ctx: BatchContext, node: NodeConfig, sources: SourcedEvent[], fault: Fault): void {

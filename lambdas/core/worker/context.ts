@@ -21,6 +21,12 @@ export interface BatchContext {
   /** Nodes that answered 503 over their refresh budget in this batch. */
   backOff: NodeBackOff;
   clock: Clock;
+  /**
+   * Clock ms after which the batch starts nothing new: cleanup slices not begun are retried and
+   * refreshes not sent become follow-ups (or retries), so a batch ends before its function timeout
+   * instead of being killed with refreshes owed and unsent. Infinity: no budget.
+   */
+  deadline: number;
   concurrency: number;
   followUps?: FollowUpSink | undefined;
 }

@@ -74,6 +74,10 @@ export async function refreshAll(ctx: BatchContext): Promise<OwedFollowUp[]> {
 }
 
 async function refreshOnce(ctx: BatchContext, r: OwedRefresh): Promise<Fault | undefined> {
+  // Past the batch's deadline nothing new starts: owed after deletions it becomes a follow-up,
+  // asked for by events its records are retried (decideRefreshOutcome).
+  if (ctx.clock.now() >= ctx.deadline)
+    return { kind: "transient", detail: "the invocation's time budget ran out before this refresh" };
   const facts = await ctx.facts.facts(r.node);
   const attempt = () =>
     ctx.backOff.attempt(

@@ -45,6 +45,11 @@ export interface WorkerDeps {
   freshness?: Freshness;
 }
 
+/** Per batch: the handler's time budget (clock ms; see BatchContext.deadline). */
+export interface BatchOptions {
+  deadline?: number;
+}
+
 export type RefreshOutcomeName = "ok" | "failed" | "degraded" | "retry" | "deferred" | "skipped";
 
 export interface BatchResult {
