@@ -420,9 +420,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         client: pollerClient,
         queueUrl,
         queueArn,
-        handler: async (event) => {
+        // The context too: the worker's time budget is the function's remaining time.
+        handler: async (event, context) => {
           if (count) countIncoming(event);
-          return worker(event);
+          return worker(event, context);
         },
         batchSize: options.batchSize ?? deployed.batchSize,
         batchingWindowMs: options.batchingWindowMs ?? deployed.maxBatchingWindowSeconds * 1000,

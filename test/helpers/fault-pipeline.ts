@@ -8,7 +8,7 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import type { SQSEvent } from "aws-lambda";
+import type { Context, SQSEvent } from "aws-lambda";
 import { DataApiWatcherStore } from "#adapters/data-api-store.ts";
 import { memoryTelemetry } from "#adapters/telemetry.ts";
 import type { DlqItem } from "#core/ports.ts";
@@ -88,7 +88,7 @@ export async function startFaultPipeline(o: FaultPipelineOptions): Promise<Fault
     batchSize: o.batchSize ?? 10,
     concurrency: 1,
     functionTimeoutMs: 15_000,
-    handler: async (event: SQSEvent) => {
+    handler: async (event: SQSEvent, context: Context) => {
       const counts = event.Records.map((r) => Number(r.attributes.ApproximateReceiveCount));
       for (const r of event.Records)
         deliveries.push({
@@ -97,7 +97,7 @@ export async function startFaultPipeline(o: FaultPipelineOptions): Promise<Fault
         });
       o.beforeInvoke?.(Math.max(...counts));
       try {
-        return await handler(event);
+        return await handler(event, context);
       } finally {
         o.afterInvoke?.();
       }

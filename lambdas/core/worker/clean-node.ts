@@ -62,15 +62,22 @@ export async function cleanNode(ctx: BatchContext, plan: NodePlan): Promise<void
 /** Keys (peers and dialogs) cleaned at a time: the batch checks its deadline between slices. */
 export const KEYS_PER_SLICE = 100;
 
-/** A mass disconnect's node work in slices; past the deadline, the slices not begun are retried. */
+/**
+ * A mass disconnect's node work in slices. A slice starts only if it can end by the deadline,
+ * judged by the longest slice so far (a slice of 100 dead BLF tabs is 10,000 rows: seconds through
+ * the Data API); the slices not begun are retried.
+ */
 async function cleanInSlices(ctx: BatchContext, node: NodeConfig, work: NodeWork): Promise<void> {
   const slices = sliced(work, KEYS_PER_SLICE);
+  let longest = 0;
   for (const [i, slice] of slices.entries()) {
-    if (ctx.clock.now() >= ctx.deadline) {
+    const start = ctx.clock.now();
+    if (start + longest >= ctx.deadline) {
       const fault: Fault = { kind: "transient", detail: "the invocation's time budget ran out" };
       return ctx.ledger.retry(slices.slice(i).flatMap(sourcesOf), fault, `cleanup on node ${node.id}`);
     }
     await cleanWork(ctx, node, slice);
+    longest = Math.max(longest, ctx.clock.now() - start);
   }
 }
 
