@@ -102,7 +102,8 @@ export function classifyStoreError(error: unknown): Fault {
     Boolean(e?.$retryable) ||
     (e?.name !== undefined && RETRY_LATER_400_ERRORS.has(e.name)) ||
     (status === undefined && e?.name !== undefined && CLIENT_TIMEOUT_ERRORS.has(e.name)) ||
-    hasNetworkCode(error);
+    hasNetworkCode(error) ||
+    isConcurrencyConflict(error);
   return { kind: transient ? "transient" : "permanent", detail: messageOf(error) };
 }
 
@@ -163,6 +164,24 @@ export function classifyRpcError(
  * incorrect string value, data too long, out of range, truncated/illegal value, bad character set.
  */
 const MYSQL_DATA_ERRORS = new Set([1264, 1265, 1292, 1300, 1366, 1367, 1406, 3854]);
+
+/** PostgreSQL: deadlock, serialization failure, lock not available; MySQL: deadlock, lock wait timeout. */
+const PG_CONFLICT_STATES = new Set(["40P01", "40001", "55P03"]);
+const MYSQL_CONFLICT_CODES = new Set([1213, 1205]);
+
+/**
+ * True when a statement lost a race with another session (a deadlock with Kamailio's own presence
+ * writes or a concurrent worker, a lock wait timeout): the database rolled it back, and the same
+ * statement succeeds when run again. Found by bench/mass-disconnect.ts, where a 40P01 was taken
+ * for permanent and dead-lettered 40 close events.
+ */
+export function isConcurrencyConflict(error: unknown): boolean {
+  const message = String((error as { message?: unknown } | undefined)?.message ?? "");
+  const pg = message.match(/SQLState:\s*([0-9A-Z]{5})/i);
+  if (pg?.[1]) return PG_CONFLICT_STATES.has(pg[1].toUpperCase());
+  const my = message.match(/Database error code:\s*(\d+)/i);
+  return my?.[1] !== undefined && MYSQL_CONFLICT_CODES.has(Number(my[1]));
+}
 
 /**
  * True when a statement failed because of the data it carried (PostgreSQL SQLSTATE class 22, e.g.

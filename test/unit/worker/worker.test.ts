@@ -451,6 +451,30 @@ describe("Data API error classification (by status class and retryability, not b
     );
     expect(classifyStoreError(new Error("plain bug")).kind).toBe("permanent");
   });
+  it("a statement that lost a race with another session (deadlock, serialization, lock wait) is transient", () => {
+    const dbError = (message: string) =>
+      Object.assign(new Error(message), {
+        name: "DatabaseErrorException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      });
+    for (const message of [
+      "ERROR: deadlock detected; SQLState: 40P01",
+      "ERROR: could not serialize access due to concurrent update; SQLState: 40001",
+      "ERROR: could not obtain lock on row; SQLState: 55P03",
+      "Database error code: 1213. Message: Deadlock found when trying to get lock; try restarting transaction",
+      "Database error code: 1205. Message: Lock wait timeout exceeded",
+    ])
+      expect(classifyStoreError(dbError(message)).kind, message).toBe("transient");
+    // control: the same exception for a permission, a missing table or a data error stays permanent
+    for (const message of [
+      "ERROR: permission denied for table aw; SQLState: 42501",
+      'ERROR: relation "aw" does not exist; SQLState: 42P01',
+      'ERROR: invalid byte sequence for encoding "UTF8": 0x00; SQLState: 22021',
+      "Database error code: 1146. Message: Table 'kamailio.aw' doesn't exist",
+    ])
+      expect(classifyStoreError(dbError(message)).kind, message).toBe("permanent");
+  });
   it("a too-large response is a client fault saying so, whatever the exception's name", () => {
     const msg = "Database returned more than the allowed response size limit";
     for (const name of ["BadRequestException", "UnsupportedResultException"])
