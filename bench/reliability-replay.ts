@@ -7,7 +7,7 @@ import { defaultTargets } from "../local/dataapi/config.ts";
 import { startDataApiServer } from "../local/dataapi/server.ts";
 import { localDataApiClient } from "../test/helpers/dataapi.ts";
 import { createTestDb, type Engine } from "../test/helpers/db.ts";
-import { REPLAY_TABLES, replayRound } from "../test/helpers/replay-run.ts";
+import { REPLAY_TABLES, type RoundResult, replayRound, replayTotals } from "../test/helpers/replay-run.ts";
 
 const ROUNDS = Number(process.env.KWC_REPLAY_ROUNDS ?? 10);
 const PEERS = Number(process.env.KWC_REPLAY_PEERS ?? 220);
@@ -20,17 +20,8 @@ try {
     const db = await createTestDb(engine, "benchreplay");
     try {
       for (const t of REPLAY_TABLES) await db.createNodeTable(t);
-      const t = {
-        events: 0,
-        delivered: 0,
-        rows: 0,
-        deleted: 0,
-        liveRows: 0,
-        liveDeleted: 0,
-        mismatches: 0,
-        failedMessages: 0,
-        ms: 0,
-      };
+      const rounds: RoundResult[] = [];
+      let mismatches = 0;
       for (let round = 0; round < ROUNDS; round++) {
         const r = await replayRound(db, client, 18_000 + round * 7, PEERS);
         for (const table of REPLAY_TABLES) {
@@ -39,18 +30,11 @@ try {
             JSON.stringify(r.inOrder.left.get(table)) !== want ||
             JSON.stringify(r.replay.left.get(table)) !== want
           )
-            t.mismatches++;
+            mismatches++;
         }
-        t.events += r.events;
-        t.delivered += 3 * r.events;
-        t.rows += r.rows;
-        t.deleted += r.mustGo;
-        t.liveRows += r.liveRows;
-        t.liveDeleted += r.liveDeleted;
-        t.failedMessages +=
-          r.inOrder.failed.length + r.replay.failed.length + r.inOrder.dlq.length + r.replay.dlq.length;
-        t.ms += r.ms;
+        rounds.push(r);
       }
+      const t = { ...replayTotals(rounds), mismatches };
       failures += t.mismatches + t.liveDeleted + t.failedMessages;
       console.log(
         `${engine}: ${t.events} events (${t.delivered} deliveries: in order once, then twice shuffled), ${t.rows} rows, ${t.deleted} deleted per run, ${t.liveRows} live rows, live deleted ${t.liveDeleted}, row-set mismatches ${t.mismatches}, failed/dead-lettered ${t.failedMessages}, ${t.ms} ms (${((t.delivered / t.ms) * 1000).toFixed(0)} events/s)`,

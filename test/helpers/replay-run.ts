@@ -97,3 +97,45 @@ export async function replayRound(
     ms: Date.now() - started,
   };
 }
+
+/** What the rounds of a replay add up to (the CI test and the soak bench print the same totals). */
+export interface ReplayTotals {
+  events: number;
+  /** Every event once in order, then every message twice shuffled. */
+  delivered: number;
+  rows: number;
+  /** Rows that must go, per run. */
+  deleted: number;
+  liveRows: number;
+  liveDeleted: number;
+  ignoredBoot: number;
+  /** Records retried or dead-lettered, both runs. */
+  failedMessages: number;
+  ms: number;
+}
+
+export function replayTotals(rounds: readonly RoundResult[]): ReplayTotals {
+  const t: ReplayTotals = {
+    events: 0,
+    delivered: 0,
+    rows: 0,
+    deleted: 0,
+    liveRows: 0,
+    liveDeleted: 0,
+    ignoredBoot: 0,
+    failedMessages: 0,
+    ms: 0,
+  };
+  for (const r of rounds) {
+    t.events += r.events;
+    t.delivered += 3 * r.events;
+    t.rows += r.rows;
+    t.deleted += r.mustGo;
+    t.liveRows += r.liveRows;
+    t.liveDeleted += r.liveDeleted;
+    t.ignoredBoot += r.replay.counts.EventsIgnoredBoot ?? 0;
+    for (const run of [r.inOrder, r.replay]) t.failedMessages += run.failed.length + run.dlq.length;
+    t.ms += r.ms;
+  }
+  return t;
+}

@@ -13,7 +13,7 @@ import type { RDSDataClient } from "@aws-sdk/client-rds-data";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DataApiServer } from "../../../local/dataapi/server.ts";
 import { createTestDb, type Engine, type TestDb } from "../../helpers/db.ts";
-import { REPLAY_TABLES, replayRound } from "../../helpers/replay-run.ts";
+import { REPLAY_TABLES, type RoundResult, replayRound, replayTotals } from "../../helpers/replay-run.ts";
 import { startDataApi } from "../worker/harness.ts";
 
 const PEERS_PER_NODE = 220;
@@ -36,16 +36,7 @@ describe.each<Engine>(["postgres", "mysql"])("replay and order on %s", (engine) 
   it(`every message twice and shuffled, reconnects on the same peers: the in-order run's exact row sets, 0 live rows deleted (${ROUNDS[engine]} rounds)`, {
     timeout: 120_000,
   }, async () => {
-    const totals = {
-      events: 0,
-      delivered: 0,
-      rows: 0,
-      deleted: 0,
-      liveRows: 0,
-      liveDeleted: 0,
-      ignoredBoot: 0,
-      ms: 0,
-    };
+    const rounds: RoundResult[] = [];
     for (let round = 0; round < ROUNDS[engine]; round++) {
       const r = await replayRound(db, api.client, 18_000 + round * 7, PEERS_PER_NODE);
       for (const t of REPLAY_TABLES) {
@@ -60,15 +51,9 @@ describe.each<Engine>(["postgres", "mysql"])("replay and order on %s", (engine) 
         expect(run.audits).toBe(r.mustGo);
         expect(run.counts.EventsIgnoredBoot ?? 0).toBeGreaterThan(0);
       }
-      totals.events += r.events;
-      totals.delivered += 3 * r.events;
-      totals.rows += r.rows;
-      totals.deleted += r.mustGo;
-      totals.liveRows += r.liveRows;
-      totals.liveDeleted += r.liveDeleted;
-      totals.ignoredBoot += r.replay.counts.EventsIgnoredBoot ?? 0;
-      totals.ms += r.ms;
+      rounds.push(r);
     }
+    const totals = replayTotals(rounds);
     expect(totals.events).toBeGreaterThanOrEqual(ROUNDS[engine] * 1_000);
     console.log(`replay ${engine}: ${JSON.stringify(totals)}`);
   });
