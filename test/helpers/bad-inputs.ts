@@ -1,4 +1,5 @@
 import { ENVELOPE_MAX_BYTES, ENVELOPE_MAX_EVENTS } from "#core/contract.ts";
+import { seededRandom } from "./watcher-world.ts";
 /**
  * A seeded, deterministic corpus of hostile ingest bodies, by class (issue 18's invalid classes).
  * Event-level classes put the bad event next to a valid neighbour (a connection.closed of its own
@@ -26,22 +27,6 @@ export interface BadInput {
   body: Buffer;
   /** The valid sibling event's peer, when the envelope carries one. */
   neighbour?: { ip: string; port: number };
-}
-
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(list: readonly T[]): T => list[Math.floor(next() * list.length)] as T,
-  };
 }
 
 type Json = Record<string, unknown>;
@@ -172,7 +157,7 @@ export function badInputCorpus(opts: {
   seed?: number;
   maxBodyBytes: number;
 }) {
-  const r = rng(opts.seed ?? 18);
+  const r = seededRandom(opts.seed ?? 18);
   const per = opts.perClass ?? 100;
   const out: BadInput[] = [];
   let peer = 0;
