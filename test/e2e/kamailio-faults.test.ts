@@ -65,7 +65,7 @@ beforeAll(async () => {
     listenIp: ip,
     ingestUrl: `http://127.0.0.1:${ingestPort}/events`,
     ingestKey,
-    defines: { KWC_QUEUE_SIZE: QUEUE_SIZE, KWC_POST_RETRIES: 1000, KWC_RETRY_DELAY: 1, KWC_WS_KEEPALIVE: 30 },
+    defines: { KWC_QUEUE_SIZE: QUEUE_SIZE, KWC_POST_RETRIES: 1000, KWC_RETRY_DELAY: 1 },
   });
   stateDir = mkdtempSync(join(tmpdir(), "kwc-e2ekamfaults-"));
   stack = await startLocalStack({
